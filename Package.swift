@@ -1,0 +1,40 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Sightline",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sightline", targets: ["sightline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries enter through these three targets and nowhere else.
+        .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg"),
+        .systemLibrary(name: "CV4L2", path: "Sources/CV4L2"),
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+
+        .target(name: "Capture", dependencies: ["CFFmpeg", "CV4L2"]),
+        .target(name: "FrameRing", dependencies: ["Capture"]),
+        .target(name: "Detector", dependencies: ["CDNNL", "Capture"]),
+        .target(name: "Sink", dependencies: ["Detector"]),
+        .target(name: "Daemon", dependencies: [
+            "Capture", "FrameRing", "Detector", "Sink",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "sightline", dependencies: [
+            "Daemon", "Detector", "Capture", "Sink",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport"]),
+        .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
+        .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
+    ]
+)

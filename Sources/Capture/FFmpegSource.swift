@@ -1,0 +1,334 @@
+import CFFmpeg
+import Foundation
+import Synchronization
+
+/// Frames from anything libavformat opens: files, images, image sequences, network streams, devices.
+///
+/// Every frame is converted to packed RGB24 exactly as
+/// `ffmpeg -i INPUT -f rawvideo -pix_fmt rgb24 -sws_flags bilinear` would, because the
+/// detector's parity fixtures come from that command.
+/// Used from one capture thread at a time; only `close()` may be called from another thread.
+public final class FFmpegSource: @unchecked Sendable {
+    /// The input as given.
+    public let input: String
+    /// Network streams and devices run in real time; files and image sequences can be read at any pace.
+    public let isLive: Bool
+    /// The stream's average (or else real) frame rate, when the container says.
+    public let frameRate: Double?
+    /// Packets the decoder rejected; they are skipped so one damaged packet does not end a stream.
+    public private(set) var corruptPackets = 0
+
+    private let sourceID: String
+    private let pool: PixelBufferPool
+    private let interrupt: Interrupt
+    /// Held by `next()` and `close()`, so a close from another thread waits for the aborted
+    /// read to return before freeing what it uses.
+    private let lock = NSLock()
+    /// nil once closed.
+    private var context: Context?
+    private var sequence = 0
+
+    /// Opens `input` and its best video stream; throws `CaptureError`.
+    /// - Parameters:
+    ///   - sourceID: the name frames carry; defaults to `input`.
+    ///   - ioTimeout: longest any single open or read may block.
+    public init(input: String, sourceID: String? = nil, ioTimeout: Duration = .seconds(10),
+                pool: PixelBufferPool = PixelBufferPool()) throws {
+        self.input = input
+        self.sourceID = sourceID ?? input
+        self.pool = pool
+        let network = Self.isNetwork(input)
+        isLive = network || input.hasPrefix("/dev/")
+        interrupt = Interrupt(timeout: ioTimeout)
+        let context = try Context(input: input, network: network, interrupt: interrupt)
+        frameRate = context.frameRate
+        self.context = context
+    }
+
+    /// The next decoded frame, or nil at the end of the stream or after `close()`; throws `CaptureError`.
+    public func next() throws -> Frame? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let context else { return nil }
+        while true {
+            switch avcodec_receive_frame(context.decoder, context.frame) {
+            case 0:
+                defer { av_frame_unref(context.frame) }
+                let captureTime = Date()
+                let captureInstant = ContinuousClock.now
+                let pixels = try context.convert(input: input, pool: pool)
+                let pts = context.frame.pointee.best_effort_timestamp
+                let frame = Frame(sourceID: sourceID, sequence: sequence,
+                                  pts: pts == sl_av_nopts_value() ? nil : Double(pts) * context.timeBase,
+                                  captureTime: captureTime, captureInstant: captureInstant, pixels: pixels)
+                sequence += 1
+                return frame
+            case sl_averror_eof():
+                return nil
+            case sl_averror_eagain():
+                // After the flush the decoder never asks for more input; guard against one that does.
+                if context.draining { return nil }
+            default:
+                // A frame that failed to decode: skip it. Once draining there is no later data to recover with.
+                corruptPackets += 1
+                if context.draining { return nil }
+                continue
+            }
+
+            interrupt.arm()
+            let status = av_read_frame(context.format, context.packet)
+            if status == sl_averror_eof() {
+                // A nil packet flushes the decoder, so the frames it still holds come out.
+                return nil
+            }
+            if status < 0 {
+                if interrupt.aborted.load(ordering: .relaxed) { return nil }
+                throw interrupt.error(status, doing: "reading", input: input)
+            }
+            if context.packet.pointee.stream_index == context.streamIndex,
+               avcodec_send_packet(context.decoder, context.packet) < 0 {
+                corruptPackets += 1
+            }
+            av_packet_unref(context.packet)
+        }
+    }
+
+    /// Releases the input (as does dropping the source); idempotent.
+    /// From another thread it also aborts a blocked read, which then returns nil.
+    public func close() {
+        interrupt.aborted.store(true, ordering: .relaxed)
+        lock.lock()
+        context = nil
+        lock.unlock()
+    }
+
+    private static func isNetwork(_ input: String) -> Bool {
+        guard let range = input.range(of: "://") else { return false }
+        return input[..<range.lowerBound].lowercased() != "file"
+    }
+}
+
+/// What the libav interrupt callback consults while a call blocks: a per-call deadline, and an
+/// abort flag `close()` may raise from any thread.
+private final class Interrupt: Sendable {
+    let aborted = Atomic<Bool>(false)
+    private let deadline = Atomic<UInt64>(.max)
+    /// Stays set: an interrupted AVIOContext keeps failing later reads with the same error.
+    private let expired = Atomic<Bool>(false)
+    private let timeoutNanos: UInt64
+
+    init(timeout: Duration) {
+        // Capped at about 136 years so deadline arithmetic cannot overflow.
+        let (seconds, attoseconds) = timeout.components
+        timeoutNanos = UInt64(min(max(0, seconds), 1 << 32)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+    }
+
+    var timeoutMicros: UInt64 { timeoutNanos / 1000 }
+
+    /// Starts the deadline for the next blocking call.
+    func arm() {
+        deadline.store(Self.now() + timeoutNanos, ordering: .relaxed)
+    }
+
+    /// The callback's answer: true stops the blocked libav call.
+    func shouldStop() -> Bool {
+        if aborted.load(ordering: .relaxed) { return true }
+        guard Self.now() >= deadline.load(ordering: .relaxed) else { return false }
+        expired.store(true, ordering: .relaxed)
+        return true
+    }
+
+    /// The CaptureError for a failed libav call, naming a timeout when the deadline caused it.
+    func error(_ status: Int32, doing: String, input: String) -> CaptureError {
+        // The protocol's own socket timeout (set to the same length) may fire before the callback does.
+        if expired.load(ordering: .relaxed) || status == sl_averror_etimedout() {
+            let seconds = Double(timeoutNanos) / 1e9
+            return CaptureError(input: input, reason: "\(doing) timed out after \(String(format: "%g", seconds)) s")
+        }
+        return CaptureError(input: input, reason: "\(doing) failed: \(averrorText(status))")
+    }
+
+    private static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// The libav objects of one open input. Freed together in deinit, which also cleans up after a failed open.
+private final class Context {
+    let interrupt: Interrupt
+    private(set) var format: UnsafeMutablePointer<AVFormatContext>?
+    private(set) var decoder: UnsafeMutablePointer<AVCodecContext>?
+    // Reused for every packet and frame so decoding allocates nothing per frame.
+    let packet: UnsafeMutablePointer<AVPacket>
+    let frame: UnsafeMutablePointer<AVFrame>
+    private(set) var streamIndex: Int32 = -1
+    private(set) var timeBase = 0.0
+    private(set) var frameRate: Double?
+    var draining = false
+    private var scaler: OpaquePointer?
+    private var scalerKey: ScalerKey?
+
+    init(input: String, network: Bool, interrupt: Interrupt) throws {
+        self.interrupt = interrupt
+        guard let packet = av_packet_alloc(), let frame = av_frame_alloc() else {
+            fatalError("FFmpeg cannot allocate a packet or frame: out of memory")
+        }
+        self.packet = packet
+        self.frame = frame
+        try open(input: input, network: network)
+    }
+
+    deinit {
+        sws_freeContext(scaler)
+        avcodec_free_context(&decoder)
+        avformat_close_input(&format)
+        var packet: UnsafeMutablePointer<AVPacket>? = packet
+        av_packet_free(&packet)
+        var frame: UnsafeMutablePointer<AVFrame>? = frame
+        av_frame_free(&frame)
+    }
+
+    private func open(input: String, network: Bool) throws {
+        guard let allocated = avformat_alloc_context() else { fatalError("FFmpeg cannot allocate a format context: out of memory") }
+        allocated.pointee.interrupt_callback = AVIOInterruptCB(
+            callback: { opaque in
+                guard let opaque else { return 0 }
+                return Unmanaged<Interrupt>.fromOpaque(opaque).takeUnretainedValue().shouldStop() ? 1 : 0
+            },
+            opaque: Unmanaged.passUnretained(interrupt).toOpaque())
+
+        var options: OpaquePointer?
+        defer { av_dict_free(&options) }
+        if network {
+            // Protocol-level timeouts (microseconds) make sockets give up on their own, besides the interrupt callback.
+            let micros = String(interrupt.timeoutMicros)
+            av_dict_set(&options, "rw_timeout", micros, 0)
+            // rtmp reads "timeout" as a listen timeout in seconds, so only set it where it means socket I/O.
+            let scheme = input.prefix { $0 != ":" }.lowercased()
+            if ["rtsp", "rtsps", "http", "https", "tcp", "udp", "srt"].contains(scheme) {
+                av_dict_set(&options, "timeout", micros, 0)
+            }
+        }
+
+        format = allocated
+        interrupt.arm()
+        var status = avformat_open_input(&format, input, nil, &options)  // on failure frees the context and nils `format`
+        guard status >= 0, let format else {
+            if status == sl_averror_invaliddata() {
+                throw CaptureError(input: input, reason: "not a recognised media file (\(averrorText(status)))")
+            }
+            throw interrupt.error(status, doing: "opening", input: input)
+        }
+
+        interrupt.arm()
+        status = avformat_find_stream_info(format, nil)
+        if status < 0 { throw interrupt.error(status, doing: "reading stream info", input: input) }
+
+        var codec: UnsafePointer<AVCodec>?
+        status = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0)
+        if status == sl_averror_stream_not_found() {
+            throw CaptureError(input: input, reason: "no video stream")
+        }
+        if status == sl_averror_decoder_not_found() {
+            throw CaptureError(input: input, reason: "no decoder for video codec '\(Self.firstVideoCodecName(format))'")
+        }
+        guard status >= 0, let codec, let stream = format.pointee.streams[Int(status)] else {
+            throw CaptureError(input: input, reason: "no usable video stream: \(averrorText(status))")
+        }
+        streamIndex = status
+        timeBase = av_q2d(stream.pointee.time_base)
+        frameRate = [stream.pointee.avg_frame_rate, stream.pointee.r_frame_rate]
+            .first { $0.num > 0 && $0.den > 0 }
+            .map(av_q2d)
+
+        guard let decoder = avcodec_alloc_context3(codec) else { fatalError("FFmpeg cannot allocate a decoder: out of memory") }
+        self.decoder = decoder
+        status = avcodec_parameters_to_context(decoder, stream.pointee.codecpar)
+        if status < 0 { throw CaptureError(input: input, reason: "bad codec parameters: \(averrorText(status))") }
+        decoder.pointee.pkt_timebase = stream.pointee.time_base
+        // One thread per decoder: the cores belong to the detector workers.
+        decoder.pointee.thread_count = 1
+        status = avcodec_open2(decoder, codec, nil)
+        if status < 0 {
+            throw CaptureError(input: input, reason: "cannot open \(String(cString: codec.pointee.name)) decoder: \(averrorText(status))")
+        }
+    }
+
+    /// Converts the current decoded frame into a pooled RGB24 buffer at its own size.
+    func convert(input: String, pool: PixelBufferPool) throws -> PixelBuffer {
+        let width = frame.pointee.width, height = frame.pointee.height
+        let key = ScalerKey(width: width, height: height, format: frame.pointee.format,
+                            range: frame.pointee.color_range.rawValue, space: frame.pointee.colorspace.rawValue)
+        if key != scalerKey {
+            try configureScaler(key, input: input)
+        }
+        let pixels = pool.take(width: Int(width), height: Int(height))
+        var dst: (UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<UInt8>?)
+            = (pixels.bytes.assumingMemoryBound(to: UInt8.self), nil, nil, nil)
+        var dstStride: (Int32, Int32, Int32, Int32) = (Int32(pixels.rowBytes), 0, 0, 0)
+        let rows = withUnsafePointer(to: &frame.pointee.data) { data in
+            withUnsafePointer(to: &frame.pointee.linesize) { linesize in
+                withUnsafePointer(to: &dst) { dst in
+                    withUnsafePointer(to: &dstStride) { dstStride in
+                        sws_scale(scaler,
+                                  UnsafeRawPointer(data).assumingMemoryBound(to: UnsafePointer<UInt8>?.self),
+                                  UnsafeRawPointer(linesize).assumingMemoryBound(to: Int32.self),
+                                  0, height,
+                                  UnsafeRawPointer(dst).assumingMemoryBound(to: UnsafeMutablePointer<UInt8>?.self),
+                                  UnsafeRawPointer(dstStride).assumingMemoryBound(to: Int32.self))
+                    }
+                }
+            }
+        }
+        guard rows == height else {
+            pixels.recycle()
+            throw CaptureError(input: input, reason: "converting a \(width)x\(height) frame to RGB24 failed")
+        }
+        return pixels
+    }
+
+    private func configureScaler(_ key: ScalerKey, input: String) throws {
+        scaler = sws_getCachedContext(scaler, key.width, key.height, AVPixelFormat(key.format),
+                                      key.width, key.height, AV_PIX_FMT_RGB24, SWS_BILINEAR, nil, nil, nil)
+        guard let scaler else {
+            scalerKey = nil
+            let name = av_get_pix_fmt_name(AVPixelFormat(key.format)).map { String(cString: $0) } ?? "\(key.format)"
+            throw CaptureError(input: input, reason: "cannot convert pixel format \(name) to RGB24")
+        }
+        // Like the CLI's scale filter: take the matrix and range the frame declares rather than swscale's defaults.
+        var invTable: UnsafeMutablePointer<Int32>?, table: UnsafeMutablePointer<Int32>?
+        var srcRange: Int32 = 0, dstRange: Int32 = 0, brightness: Int32 = 0, contrast: Int32 = 0, saturation: Int32 = 0
+        sws_getColorspaceDetails(scaler, &invTable, &srcRange, &table, &dstRange, &brightness, &contrast, &saturation)
+        let coefficients = sws_getCoefficients(Int32(key.space))
+        if key.range != AVCOL_RANGE_UNSPECIFIED.rawValue {
+            srcRange = key.range == AVCOL_RANGE_JPEG.rawValue ? 1 : 0
+        }
+        sws_setColorspaceDetails(scaler, coefficients, srcRange, coefficients, dstRange, brightness, contrast, saturation)
+        scalerKey = key
+    }
+
+    private static func firstVideoCodecName(_ format: UnsafeMutablePointer<AVFormatContext>) -> String {
+        for index in 0..<Int(format.pointee.nb_streams) {
+            if let parameters = format.pointee.streams[index]?.pointee.codecpar,
+               parameters.pointee.codec_type == AVMEDIA_TYPE_VIDEO {
+                return String(cString: avcodec_get_name(parameters.pointee.codec_id))
+            }
+        }
+        return "unknown"
+    }
+}
+
+/// What the cached swscale context was configured for.
+private struct ScalerKey: Equatable {
+    var width, height, format: Int32
+    var range, space: UInt32
+}
+
+private func averrorText(_ status: Int32) -> String {
+    withUnsafeTemporaryAllocation(of: CChar.self, capacity: 256) { buffer in
+        guard av_strerror(status, buffer.baseAddress, buffer.count) == 0 else { return "error \(status)" }
+        return String(cString: buffer.baseAddress!)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Capture
+
+/// A loaded detection model: the compiled network, its anchors and settings. Load once per process;
+/// each worker thread then makes its own `Detector`, all sharing the read-only weights.
+public final class Model: Sendable {
+    public let path: String
+    public let settings: ModelSettings
+    public let labels: Labels
+    /// Network input size, from the graph's preprocessor.
+    public let inputWidth: Int
+    public let inputHeight: Int
+    /// Object classes, without the background.
+    public let classCount: Int
+    public let anchorCount: Int
+    public let multiplyAccumulates: Int
+    let network: CompiledNetwork
+    let anchors: Anchors
+
+    /// Layers that oneDNN could only give its slow reference kernels (expected empty on x86-64 with AVX2 or better).
+    public var referenceKernels: [String] { network.referenceKernels }
+    /// Each layer's oneDNN implementation, in execution order.
+    public var implementations: [(layer: String, implementation: String)] {
+        zip(network.spec.convolutions, network.layers).map { ($0.name, $1.implementation) }
+    }
+
+    /// Loads a frozen graph. Labels come from `labelsPath` if given, else the sidecar, else COCO's.
+    public init(path: String, labelsPath: String? = nil) throws(ModelError) {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw .unreadable(path: path, reason: "no such file")
+        }
+        guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: path) else {
+            throw .unreadable(path: path, reason: isDirectory.boolValue ? "is a directory" : "permission denied")
+        }
+        let graph: GraphDef
+        do {
+            graph = try GraphDef(data: data)
+        } catch {
+            throw .unreadable(path: path, reason: "\(error)")
+        }
+        let spec = try GraphImporter.importNetwork(graph)
+        settings = try ModelSettings.forModel(at: path)
+        if let labelsPath {
+            labels = try Labels.load(path: labelsPath)
+        } else {
+            labels = settings.labels.map(Labels.init(names:)) ?? .coco
+        }
+        anchors = try Anchors(settings: settings,
+                              gridSizes: spec.heads.map { (spec.tensors[$0.boxEncodings].height, spec.tensors[$0.boxEncodings].width) },
+                              perCell: spec.heads.map(\.anchorsPerCell))
+        network = try CompiledNetwork(spec: spec)
+        inputWidth = spec.input.width
+        inputHeight = spec.input.height
+        classCount = spec.classesWithBackground - 1
+        anchorCount = spec.anchorCount
+        multiplyAccumulates = spec.multiplyAccumulates
+    }
+
+    public func makeDetector() throws(ModelError) -> Detector { try Detector(model: self) }
+}
+
+/// Detects objects in frames: preprocessing, the network and SSD post-processing, with all buffers
+/// allocated once. One per worker thread; not for concurrent use.
+public final class Detector: @unchecked Sendable {
+    public let model: Model
+    private let engine: InferenceEngine
+    private var preprocessor: Preprocessor
+    private var postprocessor: Postprocessor
+
+    init(model: Model) throws(ModelError) {
+        self.model = model
+        engine = try InferenceEngine(network: model.network)
+        let spec = model.network.spec
+        preprocessor = Preprocessor(outputHeight: spec.input.height, outputWidth: spec.input.width,
+                                    scale: spec.inputScale, offset: spec.inputOffset)
+        postprocessor = Postprocessor(anchors: model.anchors, classesWithBackground: spec.classesWithBackground,
+                                      settings: model.settings, labels: model.labels)
+    }
+
+    /// Detections scoring at least `threshold`, highest score first.
+    public func detect(_ pixels: PixelBuffer, threshold: Float) throws(ModelError) -> [Detection] {
+        preprocessor.run(pixels, into: engine.input)
+        try engine.run()
+        return postprocessor.detections(boxEncodings: engine.boxEncodings.baseAddress!, logits: engine.classLogits.baseAddress!,
+                                        threshold: threshold)
+    }
+
+    /// The network's input tensor (NHWC f32), for running the bare network.
+    public var input: UnsafeMutableBufferPointer<Float> {
+        .init(start: engine.input, count: model.network.spec.input.elements)
+    }
+
+    /// Runs the bare network on `input` (for benchmarks and parity checks).
+    public func forward() throws(ModelError) { try engine.run() }
+
+    /// The raw box encodings (anchors x 4) and class logits (anchors x classes+1) of the last run.
+    public var rawOutputs: (boxEncodings: UnsafeBufferPointer<Float>, classLogits: UnsafeBufferPointer<Float>) {
+        (UnsafeBufferPointer(engine.boxEncodings), UnsafeBufferPointer(engine.classLogits))
+    }
+}

@@ -1,0 +1,20 @@
+/// Why a model could not be loaded. Messages name the file and the first thing that did not fit.
+public enum ModelError: Error, CustomStringConvertible, Sendable {
+    case unreadable(path: String, reason: String)
+    case malformed(String)
+    case unsupported(node: String, op: String, reason: String)
+    case notSSD(String)
+    case sidecar(path: String, reason: String)
+    case engine(String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason): "cannot read model \(path): \(reason)"
+        case .malformed(let reason): "malformed model: \(reason)"
+        case .unsupported(let node, let op, let reason): "unsupported model: node '\(node)' (op \(op)) \(reason)"
+        case .notSSD(let reason): "not an SSD MobileNetV2 detection graph: \(reason)"
+        case .sidecar(let path, let reason): "bad model settings file \(path): \(reason)"
+        case .engine(let reason): "inference engine: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import Detector
+import Foundation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure forward-pass latency on one thread and throughput with N worker threads.")
+
+    @Option(help: "Frozen graph (.pb) of an SSD MobileNetV2 model.")
+    var model: String = ModelLocation.defaultModel
+
+    @Option(help: "Worker threads for the throughput run, each with its own engine (default: one per core).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Timed forward passes per measurement.")
+    var iterations: Int = 200
+
+    @Flag(help: "One JSON line per measurement.")
+    var json = false
+
+    mutating func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+    }
+
+    func run() throws {
+        let result = try failingCleanly {
+            try Benchmark.run(modelPath: model, threads: threads, iterations: iterations)
+        }
+        for line in result.report(json: json) { print(line) }
+    }
+}

@@ -1,0 +1,114 @@
+import Detector
+import Foundation
+
+/// Forward-pass timings: median and p90 latency on one thread, then throughput with N threads,
+/// each owning an engine (the worker pool's shape), all over the same shared model.
+struct Benchmark {
+    struct Measurement {
+        let threads: Int
+        let medianMs: Double
+        let p90Ms: Double
+        let minMs: Double
+        let fps: Double
+    }
+
+    let loadToFirstInferenceMs: Double
+    let measurements: [Measurement]
+    let macs: Int
+
+    static func run(modelPath: String, threads: Int, iterations: Int) throws -> Benchmark {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let model = try Model(path: modelPath)
+        let first = try model.makeDetector()
+        fillDeterministic(first.input)
+        try first.forward()
+        let loadMs = milliseconds(clock.now - start)
+
+        var measurements = [try measure(model: model, detectors: [first], iterations: iterations)]
+        if threads > 1 {
+            let detectors = try [first] + (1..<threads).map { _ in try model.makeDetector() }
+            measurements.append(try measure(model: model, detectors: detectors, iterations: iterations))
+        }
+        return Benchmark(loadToFirstInferenceMs: loadMs, measurements: measurements, macs: model.multiplyAccumulates)
+    }
+
+    /// Each detector runs `iterations` timed passes (after a warm-up) on its own thread, all at once.
+    private static func measure(model: Model, detectors: [Detector], iterations: Int) throws -> Measurement {
+        let warmup = 20
+        let latencies = LockedArray()
+        let failures = LockedArray()
+        let group = DispatchGroup()
+        let threads = detectors.map { detector in
+            Thread {
+                do {
+                    fillDeterministic(detector.input)
+                    for _ in 0..<warmup { try detector.forward() }
+                    var mine: [Double] = []
+                    mine.reserveCapacity(iterations)
+                    for _ in 0..<iterations {
+                        let t = ContinuousClock.now
+                        try detector.forward()
+                        mine.append(milliseconds(ContinuousClock.now - t))
+                    }
+                    latencies.append(mine)
+                } catch {
+                    failures.append([0])
+                }
+                group.leave()
+            }
+        }
+        for thread in threads {
+            group.enter()
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        group.wait()
+        if !failures.values.isEmpty { throw BenchmarkError.forwardFailed }
+        let all = latencies.values.sorted()
+        // Throughput over the timed passes only: every thread's timed passes run concurrently.
+        let perThreadTimed = all.reduce(0, +) / Double(detectors.count)
+        return Measurement(threads: detectors.count, medianMs: all[all.count / 2], p90Ms: all[Int(Double(all.count) * 0.9)],
+                           minMs: all[0], fps: Double(all.count) / (perThreadTimed / 1000))
+    }
+
+    func report(json: Bool) -> [String] {
+        if json {
+            var lines = measurements.map { m in
+                #"{"runtime":"sightline-onednn","threads":\#(m.threads),"median_ms":\#(round3(m.medianMs)),"p90_ms":\#(round3(m.p90Ms)),"min_ms":\#(round3(m.minMs)),"fps":\#(round3(m.fps))}"#
+            }
+            lines.append(#"{"runtime":"sightline-onednn","load_to_first_inference_ms":\#(round3(loadToFirstInferenceMs))}"#)
+            return lines
+        }
+        var lines = ["model load to first inference: \(round3(loadToFirstInferenceMs)) ms"]
+        for m in measurements {
+            let gmacs = Double(macs) * m.fps / 1e9
+            lines.append("\(m.threads) thread\(m.threads == 1 ? "" : "s"): median \(round3(m.medianMs)) ms, p90 \(round3(m.p90Ms)) ms, "
+                         + "min \(round3(m.minMs)) ms, \(round3(m.fps)) frames/s (\(round3(gmacs)) G MAC/s)")
+        }
+        return lines
+    }
+}
+
+enum BenchmarkError: Error, CustomStringConvertible {
+    case forwardFailed
+    var description: String { "a forward pass failed during the benchmark" }
+}
+
+/// Values in [-1, 1], like a normalized image; the same every run.
+private func fillDeterministic(_ input: UnsafeMutableBufferPointer<Float>) {
+    for i in input.indices { input[i] = Float((i * 7919 + 13) % 2001) / 1000 - 1 }
+}
+
+private func milliseconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+}
+
+private func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+
+private final class LockedArray: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [Double] = []
+    func append(_ values: [Double]) { lock.withLock { storage += values } }
+    var values: [Double] { lock.withLock { storage } }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Capture
+import Daemon
+import Detector
+import Foundation
+import FrameRing
+import Sink
+
+struct Detect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Detect objects in videos, images or streams; one JSON line per frame on stdout.",
+        discussion: "Inputs run concurrently on one pool of worker threads; each input's records come out in frame order.")
+
+    @Option(help: "Frozen graph (.pb) of an SSD MobileNetV2 model.")
+    var model: String = ModelLocation.defaultModel
+
+    @Option(help: "Label file: a TF label_map.pbtxt or one name per line (default: the model's sidecar, else COCO).")
+    var labels: String?
+
+    @Option(help: "Minimum score of a reported detection.")
+    var threshold: Float = 0.5
+
+    @Option(help: "Detector worker threads (default: one per core).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Pace files at their native frame rate and treat them as live (frames may be dropped).")
+    var realtime = false
+
+    @Option(help: "With --realtime: pace at this frame rate instead of the file's own.")
+    var fps: Double?
+
+    @Option(help: "What a full frame ring does: lossless (wait) or latest (drop the oldest). Default: lossless for files, latest for live.")
+    var policy: DropPolicy?
+
+    @Option(help: "Frames each input's ring holds (default: 2 per worker + 2 for lossless, 1 for latest).")
+    var ringCapacity: Int?
+
+    @Option(help: "Seconds a network read may block before the stream counts as stalled.")
+    var ioTimeout: Double = 10
+
+    @Argument(help: "Video files, image files, stream URLs or V4L2 devices.")
+    var inputs: [String]
+
+    mutating func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be between 0 and 1") }
+        guard ringCapacity.map({ $0 >= 1 }) ?? true else { throw ValidationError("--ring-capacity must be at least 1") }
+        guard fps.map({ $0 > 0 }) ?? true else { throw ValidationError("--fps must be positive") }
+        guard ioTimeout > 0 else { throw ValidationError("--io-timeout must be positive") }
+    }
+
+    func run() throws {
+        let loaded = try failingCleanly { try Model(path: model, labelsPath: labels) }
+        warnAboutReferenceKernels(loaded)
+        signal(SIGPIPE, SIG_IGN)
+        let output = StandardOutput()
+        let pipeline = try failingCleanly {
+            try Pipeline(model: loaded, threads: threads, thresholds: Thresholds(defaultScore: threshold)) { record in
+                output.write(record.jsonLine())
+            }
+        }
+        var failed = false
+        for input in inputs {
+            let options = SourceOptions(name: input, input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
+                                        realtimeFPS: fps, ioTimeout: .milliseconds(Int(ioTimeout * 1000)))
+            do {
+                try pipeline.add(options)
+            } catch {
+                reportError(error)
+                failed = true
+            }
+        }
+        pipeline.finish()
+        for failure in pipeline.sourceFailures {
+            reportError(failure)
+            failed = true
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+extension DropPolicy: ExpressibleByArgument {}
+
+/// stdout for JSON lines: written whole, line by line, so a reader sees complete records as they come.
+/// A reader that goes away (EPIPE) ends output quietly, as `head` expects.
+final class StandardOutput: @unchecked Sendable {
+    private var closed = false
+
+    func write(_ line: String) {
+        guard !closed else { return }
+        var bytes = Array(line.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Foundation.write(1, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                closed = true
+                return
+            }
+            offset += n
+        }
+        bytes.removeAll()
+    }
+}
+
+func reportError(_ error: Error) {
+    FileHandle.standardError.write(Data("sightline: \(error)\n".utf8))
+}
+
+func warnAboutReferenceKernels(_ model: Model) {
+    let slow = model.referenceKernels
+    guard !slow.isEmpty else { return }
+    reportError("WARNING: \(slow.count) layer(s) run on oneDNN's reference kernels, about 100x slower: \(slow.joined(separator: "; "))")
+}
+
+extension String: @retroactive Error {}

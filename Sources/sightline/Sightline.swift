@@ -1,0 +1,21 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct Sightline: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Video-stream object detection: SSDLite-MobileNetV2 on oneDNN.",
+        subcommands: [Detect.self, Bench.self])
+}
+
+/// Runs `body`; a failure becomes one line on stderr naming the problem, and exit status 1.
+func failingCleanly<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("sightline: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}

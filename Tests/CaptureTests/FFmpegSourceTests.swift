@@ -1,0 +1,272 @@
+import Capture
+import Foundation
+import XCTest
+
+final class FFmpegSourceTests: XCTestCase {
+    // MARK: Decoding
+
+    func testVideoFileYieldsEveryFrameInOrder() throws {
+        let path = try Media.path("vtest.avi")
+        let source = try FFmpegSource(input: path)
+        XCTAssertEqual(source.input, path)
+        XCTAssertFalse(source.isLive)
+        XCTAssertEqual(source.frameRate, 10)
+
+        var count = 0
+        var lastPts = -Double.infinity
+        var lastInstant = ContinuousClock.now - .seconds(1)
+        while let frame = try source.next() {
+            defer { frame.pixels.recycle() }
+            XCTAssertEqual(frame.sourceID, path)
+            XCTAssertEqual(frame.sequence, count)
+            XCTAssertEqual(frame.width, 768)
+            XCTAssertEqual(frame.height, 576)
+            let pts = try XCTUnwrap(frame.pts, "frame \(count) has no pts")
+            XCTAssertGreaterThan(pts, lastPts, "frame \(count)")
+            XCTAssertGreaterThanOrEqual(frame.captureInstant, lastInstant)
+            lastPts = pts
+            lastInstant = frame.captureInstant
+            count += 1
+        }
+        XCTAssertEqual(count, 795)
+        XCTAssertEqual(lastPts, 794 / 10, accuracy: 1e-9)
+        XCTAssertEqual(source.corruptPackets, 0)
+        XCTAssertNil(try source.next(), "the stream stays ended")
+    }
+
+    func testVideoFramesAreByteIdenticalToFFmpegCLI() throws {
+        XCTAssertEqual(try matchAgainstCLI(Media.path("vtest.avi")), 795)
+    }
+
+    func testJPEGIsByteIdenticalToFFmpegCLI() throws {
+        XCTAssertEqual(try matchAgainstCLI(Media.path("messi5.jpg")), 1)
+    }
+
+    func testGrayPNGIsByteIdenticalToFFmpegCLI() throws {
+        XCTAssertEqual(try matchAgainstCLI(Media.path("basketball1.png")), 1)
+    }
+
+    /// Camera streams often declare BT.709 or full range; the conversion must follow the tags as the CLI does.
+    func testTaggedMatricesRangesAndOddSizesMatchFFmpegCLI() throws {
+        let directory = try temporaryDirectory(self)
+        let clips: [(name: String, options: [String])] = [
+            ("bt709.mkv", ["-pix_fmt", "yuv420p", "-colorspace", "bt709", "-c:v", "ffv1"]),
+            ("full-range-bt709.mkv", ["-pix_fmt", "yuv420p", "-color_range", "pc", "-colorspace", "bt709", "-c:v", "ffv1"]),
+            ("full-range.mkv", ["-pix_fmt", "yuv420p", "-color_range", "pc", "-c:v", "ffv1"]),
+            ("bt709-h264.mp4", ["-pix_fmt", "yuv420p", "-colorspace", "bt709", "-c:v", "libx264"]),
+            ("yuvj-h264.mp4", ["-pix_fmt", "yuv420p", "-color_range", "pc", "-c:v", "libx264"]),
+            ("odd-422.mkv", ["-s", "321x241", "-pix_fmt", "yuv422p", "-c:v", "ffv1"]),
+            ("odd-420.mkv", ["-s", "321x241", "-pix_fmt", "yuv420p", "-c:v", "ffv1"]),
+            ("nv12.mkv", ["-pix_fmt", "nv12", "-c:v", "rawvideo"]),
+        ]
+        for clip in clips {
+            let path = directory.appendingPathComponent(clip.name).path
+            try runFFmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10:duration=0.5"] + clip.options + [path])
+            XCTAssertEqual(try matchAgainstCLI(path), 5, clip.name)
+        }
+    }
+
+    func testFramesCarryTheGivenSourceIDAndReusePooledBuffers() throws {
+        let pool = PixelBufferPool()
+        let source = try FFmpegSource(input: Media.path("vtest.avi"), sourceID: "lobby", pool: pool)
+        let first = try XCTUnwrap(source.next())
+        XCTAssertEqual(first.sourceID, "lobby")
+        XCTAssertEqual(first.pixels.rowBytes % 64, 0)
+        let firstBuffer = ObjectIdentifier(first.pixels)
+        first.pixels.recycle()
+        let second = try XCTUnwrap(source.next())
+        XCTAssertEqual(second.sequence, 1)
+        XCTAssertEqual(ObjectIdentifier(second.pixels), firstBuffer, "a recycled buffer is handed out again")
+    }
+
+    func testReleasedSourceFreesItsPooledBuffers() throws {
+        weak var buffer: PixelBuffer?
+        weak var pool: PixelBufferPool?
+        try {
+            let ownPool = PixelBufferPool()
+            pool = ownPool
+            let source = try FFmpegSource(input: Media.path("vtest.avi"), pool: ownPool)
+            let frame = try XCTUnwrap(source.next())
+            buffer = frame.pixels
+            // The pool now keeps the buffer as idle; both must go once nothing else holds them.
+            frame.pixels.recycle()
+        }()
+        XCTAssertNil(pool, "the pool outlived its source")
+        XCTAssertNil(buffer, "a recycled buffer outlived its pool")
+    }
+
+    // MARK: Bad inputs
+
+    func testMissingFileThrows() throws {
+        let path = try temporaryDirectory(self).appendingPathComponent("absent.mp4").path
+        let error = try captureError { try FFmpegSource(input: path) }
+        XCTAssertEqual(error.input, path)
+        XCTAssertTrue(error.reason.lowercased().contains("no such file"), error.reason)
+    }
+
+    func testGarbageFileThrows() throws {
+        let path = try temporaryDirectory(self).appendingPathComponent("garbage.mp4").path
+        // Fixed pseudo-random bytes (xorshift), so the test sees the same file every run.
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let bytes = (0..<65536).map { _ -> UInt8 in
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return UInt8(truncatingIfNeeded: state >> 32)
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let error = try captureError { try FFmpegSource(input: path) }
+        XCTAssertEqual(error.input, path)
+        XCTAssertFalse(error.reason.isEmpty)
+    }
+
+    func testAudioOnlyFileThrows() throws {
+        let path = try temporaryDirectory(self).appendingPathComponent("tone.wav").path
+        try runFFmpeg(["-f", "lavfi", "-i", "sine=frequency=440:duration=1", path])
+        let error = try captureError { try FFmpegSource(input: path) }
+        XCTAssertEqual(error.input, path)
+        XCTAssertEqual(error.reason, "no video stream")
+    }
+
+    func testVideoCodecWithoutDecoderThrows() throws {
+        let directory = try temporaryDirectory(self)
+        let valid = directory.appendingPathComponent("valid.avi").path
+        try runFFmpeg(["-f", "lavfi", "-i", "testsrc=size=64x48:rate=5:duration=1", "-c:v", "mjpeg", valid])
+        // Renaming the MJPG fourcc leaves a well-formed AVI whose video codec nothing can decode.
+        var data = try Data(contentsOf: URL(fileURLWithPath: valid))
+        let tag = Data("MJPG".utf8)
+        var replaced = 0
+        while let range = data.range(of: tag) {
+            data.replaceSubrange(range, with: Data("QQQQ".utf8))
+            replaced += 1
+        }
+        XCTAssertGreaterThan(replaced, 0)
+        let path = directory.appendingPathComponent("unknown-codec.avi").path
+        try data.write(to: URL(fileURLWithPath: path))
+
+        let error = try captureError { try FFmpegSource(input: path) }
+        XCTAssertEqual(error.input, path)
+        XCTAssertTrue(error.reason.hasPrefix("no decoder for video codec"), error.reason)
+    }
+
+    // MARK: Stalled network sources
+
+    func testStalledHTTPServerTimesOutInsteadOfHanging() throws {
+        let server = try StallingServer()
+        defer { server.stop() }
+        let url = "http://127.0.0.1:\(server.port)/x"
+        let start = ContinuousClock.now
+        let error = try captureError { try FFmpegSource(input: url, ioTimeout: .seconds(1)) }
+        let elapsed = ContinuousClock.now - start
+        XCTAssertEqual(error.input, url)
+        XCTAssertTrue(error.reason.contains("timed out after 1 s"), error.reason)
+        XCTAssertLessThan(elapsed, .seconds(3))
+    }
+
+    func testStreamThatStallsMidwayTimesOutOnRead() throws {
+        let server = try StallingServer(sending: vtestPrefix())
+        defer { server.stop() }
+        let url = "tcp://127.0.0.1:\(server.port)"
+        let source = try FFmpegSource(input: url, ioTimeout: .seconds(1))
+        XCTAssertTrue(source.isLive)
+        var frames = 0
+        var start = ContinuousClock.now
+        do {
+            while let frame = try source.next() {
+                frame.pixels.recycle()
+                frames += 1
+                start = ContinuousClock.now
+            }
+            XCTFail("the stream ended instead of timing out")
+        } catch let error as CaptureError {
+            XCTAssertEqual(error.input, url)
+            XCTAssertTrue(error.reason.contains("timed out after 1 s"), error.reason)
+        }
+        XCTAssertGreaterThan(frames, 100, "frames sent before the stall arrive")
+        XCTAssertLessThan(ContinuousClock.now - start, .seconds(3))
+    }
+
+    func testCloseFromAnotherThreadUnblocksStalledRead() throws {
+        let server = try StallingServer(sending: vtestPrefix())
+        defer { server.stop() }
+        let source = try FFmpegSource(input: "tcp://127.0.0.1:\(server.port)", ioTimeout: .seconds(60))
+        let ended = DispatchSemaphore(value: 0)
+        let outcome = Outcome()
+        Thread {
+            do {
+                while let frame = try source.next() {
+                    frame.pixels.recycle()
+                    outcome.frames += 1
+                }
+            } catch {
+                outcome.error = error
+            }
+            ended.signal()
+        }.start()
+
+        XCTAssertEqual(server.sent.wait(timeout: .now() + 10), .success)
+        // Let the reader drain what was sent and block on the silent socket.
+        XCTAssertEqual(ended.wait(timeout: .now() + 1), .timedOut, "the reader should be blocked, not finished")
+        let start = ContinuousClock.now
+        source.close()
+        XCTAssertEqual(ended.wait(timeout: .now() + 2), .success, "close() did not unblock the read")
+        XCTAssertLessThan(ContinuousClock.now - start, .seconds(1))
+        XCTAssertNil(outcome.error, "a closed source ends its stream rather than failing")
+        XCTAssertGreaterThan(outcome.frames, 100)
+        XCTAssertNil(try source.next())
+    }
+
+    func testCloseIsIdempotentAndEndsTheStream() throws {
+        let source = try FFmpegSource(input: Media.path("vtest.avi"))
+        XCTAssertNotNil(try source.next())
+        source.close()
+        source.close()
+        XCTAssertNil(try source.next())
+    }
+
+    // MARK: Helpers
+
+    /// Decodes `name` with FFmpegSource and with the ffmpeg CLI, asserts every frame is byte-identical,
+    /// and returns the number of frames compared.
+    private func matchAgainstCLI(_ path: String, file: StaticString = #filePath, line: UInt = #line) throws -> Int {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        let source = try FFmpegSource(input: path)
+        let reference = try ReferenceFrames(path: path)
+        var count = 0
+        while let frame = try source.next() {
+            defer { frame.pixels.recycle() }
+            let expected = try XCTUnwrap(try reference.next(width: frame.width, height: frame.height),
+                                         "ffmpeg produced fewer frames than FFmpegSource", file: file, line: line)
+            let (differing, maxDelta) = compare(frame, with: expected)
+            XCTAssertEqual(differing, 0, "\(name) frame \(count): \(differing) bytes differ, by up to \(maxDelta)",
+                           file: file, line: line)
+            count += 1
+        }
+        XCTAssertNil(try reference.next(width: 1, height: 1), "ffmpeg produced more frames than FFmpegSource",
+                     file: file, line: line)
+        return count
+    }
+
+    /// The first 3 MB of vtest.avi (about 290 frames): a valid stream start that then runs dry.
+    private func vtestPrefix() throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: Media.path("vtest.avi"))).prefix(3_000_000)
+    }
+
+    private func captureError(_ body: () throws -> FFmpegSource, file: StaticString = #filePath,
+                              line: UInt = #line) throws -> CaptureError {
+        do {
+            let source = try body()
+            source.close()
+        } catch let error as CaptureError {
+            return error
+        }
+        XCTFail("expected a CaptureError", file: file, line: line)
+        throw TestFailure("no CaptureError thrown")
+    }
+}
+
+/// What the reader thread saw, read by the test after it signalled.
+private final class Outcome: @unchecked Sendable {
+    var frames = 0
+    var error: Error?
+}

@@ -1,0 +1,38 @@
+import Foundation
+
+/// Where tests find the real model and media that `scripts/setup.sh` puts in the repo's `.cache/`.
+public enum TestPaths {
+    public static let repoRoot: URL = {
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while dir.path != "/" && !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
+            dir.deleteLastPathComponent()
+        }
+        return dir
+    }()
+
+    public static let model = repoRoot.appendingPathComponent(".cache/models/pedestrian-ssdlite/frozen_inference_graph.pb").path
+    public static func media(_ name: String) -> String { repoRoot.appendingPathComponent(".cache/media/\(name)").path }
+
+    /// The release or debug `sightline` binary built for this test run.
+    public static var sightlineBinary: String {
+        let candidates = [".build/debug/sightline", ".build/release/sightline"].map { repoRoot.appendingPathComponent($0).path }
+        let bundleDir = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("sightline").path
+        return ([bundleDir] + candidates).first { FileManager.default.isExecutableFile(atPath: $0) } ?? bundleDir
+    }
+
+    public static func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+}
+
+/// FNV-1a 64 over packed bytes, as the fixture script hashes decoded frames.
+public func fnv1a64(_ bytes: UnsafeRawBufferPointer, hash start: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+    var hash = start
+    for byte in bytes {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x100_0000_01b3
+    }
+    return hash
+}
