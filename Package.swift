@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // C libraries enter through these three targets and nowhere else.
@@ -24,6 +25,7 @@ let package = Package(
         .target(name: "Daemon", dependencies: [
             "Capture", "FrameRing", "Detector", "Sink",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "sightline", dependencies: [
             "Daemon", "Detector", "Capture", "Sink",
@@ -34,7 +36,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Capture"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]
 )

@@ -1,0 +1,136 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `sightline detect` as a user runs it: the real binary, the real model, real media.
+final class DetectCommandTests: XCTestCase {
+    let binary = TestPaths.sightlineBinary
+    static let timingFields: Set<String> = ["time", "capture_time", "latency_ms", "infer_ms"]
+
+    /// Records with the fields that depend on timing removed, as canonical JSON.
+    func canonical(_ lines: [Substring]) throws -> [String] {
+        try lines.map { line in
+            var object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            for key in Self.timingFields { object[key] = nil }
+            return String(decoding: try JSONSerialization.data(withJSONObject: object, options: .sortedKeys), as: UTF8.self)
+        }
+    }
+
+    func testLosslessOutputIsIdenticalWhateverTheThreadCount() throws {
+        let video = TestPaths.media("vtest.avi")
+        let one = try runProcess(binary, ["detect", "--threads", "1", video])
+        let two = try runProcess(binary, ["detect", "--threads", "2", video])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertEqual(two.status, 0, two.stderr)
+        XCTAssertEqual(one.stdoutLines.count, 795, "every frame of vtest.avi is detected")
+        let a = try canonical(one.stdoutLines), b = try canonical(two.stdoutLines)
+        XCTAssertEqual(a, b, "records differ between 1 and 2 worker threads")
+        // Frame order, schema and plausibility of the content.
+        var peopleSeen = 0
+        for (index, line) in one.stdoutLines.enumerated() {
+            let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            XCTAssertEqual(record["type"] as? String, "detections")
+            XCTAssertEqual(record["source"] as? String, video)
+            XCTAssertEqual(record["frame"] as? Int, index)
+            XCTAssertEqual(record["seq"] as? Int, index)
+            XCTAssertEqual(record["dropped"] as? Int, 0)
+            XCTAssertEqual(record["width"] as? Int, 768)
+            XCTAssertEqual(record["height"] as? Int, 576)
+            XCTAssertEqual(try XCTUnwrap(record["pts"] as? Double), Double(index) / 10, accuracy: 1e-9)
+            let detections = try XCTUnwrap(record["detections"] as? [[String: Any]])
+            let scores = detections.map { $0["score"] as! Double }
+            XCTAssertEqual(scores, scores.sorted(by: >), "frame \(index): detections sorted by descending score")
+            for d in detections {
+                XCTAssertEqual(d["label"] as? String, "person")
+                XCTAssertEqual(d["class_id"] as? Int, 1)
+                XCTAssertGreaterThanOrEqual(d["score"] as! Double, 0.5)
+                let box = try XCTUnwrap(d["box"] as? [String: Double])
+                XCTAssertTrue(0 <= box["xmin"]! && box["xmin"]! < box["xmax"]! && box["xmax"]! <= 1, "\(box)")
+                XCTAssertTrue(0 <= box["ymin"]! && box["ymin"]! < box["ymax"]! && box["ymax"]! <= 1, "\(box)")
+            }
+            peopleSeen += detections.count
+        }
+        XCTAssertGreaterThan(peopleSeen, 795, "vtest.avi shows several people in most frames")
+    }
+
+    func testSeveralInputsRunConcurrentlyEachInOrder() throws {
+        let inputs = [TestPaths.media("messi5.jpg"), TestPaths.media("basketball1.png"), TestPaths.media("vtest.avi")]
+        let result = try runProcess(binary, ["detect", "--threads", "2"] + inputs)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        var frames: [String: [Int]] = [:]
+        for line in result.stdoutLines {
+            let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            frames[record["source"] as! String, default: []].append(record["frame"] as! Int)
+        }
+        XCTAssertEqual(frames[inputs[0]], [0])
+        XCTAssertEqual(frames[inputs[1]], [0])
+        XCTAssertEqual(frames[inputs[2]], Array(0..<795))
+    }
+
+    func testThresholdAndTimeFields() throws {
+        let result = try runProcess(binary, ["detect", "--threshold", "0.9", TestPaths.media("basketball1.png")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdoutLines[0].utf8)) as? [String: Any])
+        let detections = try XCTUnwrap(record["detections"] as? [[String: Any]])
+        XCTAssertEqual(detections.count, 2, "basketball1.png: two players above 0.9")
+        XCTAssertTrue(detections.allSatisfy { ($0["score"] as! Double) >= 0.9 })
+        let time = try XCTUnwrap(record["time"] as? String)
+        XCTAssertNotNil(time.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"#, options: .regularExpression), time)
+        XCTAssertNotNil(ISO8601DateFormatter.withFractionalSeconds.date(from: time))
+    }
+
+    // MARK: Bad input: one clear line on stderr, a non-zero exit, never a crash or a hang.
+
+    func assertFailsCleanly(_ arguments: [String], mentioning needles: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let result = try runProcess(binary, arguments, timeout: 60)
+        XCTAssertEqual(result.status, 1, "exit status; stderr: \(result.stderr)", file: file, line: line)
+        XCTAssertEqual(result.stderrLines.count, 1, "exactly one line on stderr: \(result.stderr)", file: file, line: line)
+        for needle in needles {
+            XCTAssertTrue(result.stderr.contains(needle), "stderr should mention \(needle): \(result.stderr)", file: file, line: line)
+        }
+        XCTAssertEqual(result.stdout, "", file: file, line: line)
+    }
+
+    func testNonexistentInput() throws {
+        try assertFailsCleanly(["detect", "/nonexistent/video.avi"], mentioning: ["/nonexistent/video.avi", "No such file"])
+    }
+
+    func testNonMediaInput() throws {
+        let path = try TestPaths.temporaryDirectory().appendingPathComponent("garbage.mp4").path
+        FileManager.default.createFile(atPath: path, contents: Data((0..<20000).map { UInt8(truncatingIfNeeded: ($0 * 7919) >> 3) }))
+        try assertFailsCleanly(["detect", path], mentioning: [path, "not a recognised media file"])
+    }
+
+    func testMissingModel() throws {
+        try assertFailsCleanly(["detect", "--model", "/nonexistent/model.pb", TestPaths.media("messi5.jpg")],
+                               mentioning: ["/nonexistent/model.pb", "no such file"])
+    }
+
+    func testTruncatedModel() throws {
+        let whole = try Data(contentsOf: URL(fileURLWithPath: TestPaths.model))
+        let path = try TestPaths.temporaryDirectory().appendingPathComponent("cut.pb").path
+        FileManager.default.createFile(atPath: path, contents: whole.prefix(100_000))
+        try assertFailsCleanly(["detect", "--model", path, TestPaths.media("messi5.jpg")], mentioning: [path, "not a TensorFlow GraphDef"])
+    }
+
+    func testNonSSDModel() throws {
+        // An image file is no graph at all.
+        try assertFailsCleanly(["detect", "--model", TestPaths.media("messi5.jpg"), TestPaths.media("messi5.jpg")],
+                               mentioning: ["messi5.jpg"])
+    }
+
+    func testOneBadInputAmongGoodOnesStillDetectsTheRest() throws {
+        let result = try runProcess(binary, ["detect", "/nonexistent.png", TestPaths.media("messi5.jpg")])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.stdoutLines.count, 1, "messi5.jpg is still detected")
+        XCTAssertTrue(result.stderr.contains("/nonexistent.png"), result.stderr)
+    }
+}
+
+extension ISO8601DateFormatter {
+    nonisolated(unsafe) static let withFractionalSeconds: ISO8601DateFormatter = {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f
+    }()
+}

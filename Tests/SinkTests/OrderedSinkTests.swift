@@ -1,0 +1,70 @@
+import Foundation
+import Sink
+import XCTest
+
+final class OrderedSinkTests: XCTestCase {
+    static func record(_ source: String, frame: Int) -> DetectionRecord {
+        DetectionRecord(source: source, frame: frame, seq: 0, pts: nil, time: Date(), captureTime: Date(), width: 1, height: 1,
+                        latencyMs: 0, inferMs: 0, dropped: 0, detections: [])
+    }
+
+    func testRecordsLeaveInOrderPerSourceWhateverOrderTheyFinishIn() {
+        let emitted = EmittedRecords()
+        let sink = OrderedSink { emitted.append($0) }
+        let count = 2000
+        // Out-of-order completion from 4 threads across two sources.
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            for order in stride(from: worker, to: count, by: 4).reversed() {
+                for lane in 0..<2 {
+                    sink.submit(Self.record("s\(lane)", frame: order), lane: lane, order: order, capturedAt: .now)
+                }
+            }
+        }
+        for lane in 0..<2 {
+            let mine = emitted.records.filter { $0.source == "s\(lane)" }
+            XCTAssertEqual(mine.map(\.frame), Array(0..<count))
+            XCTAssertEqual(mine.map(\.seq), Array(0..<count))
+        }
+    }
+
+    func testASkippedFrameDoesNotHoldBackTheRest() {
+        let emitted = EmittedRecords()
+        let sink = OrderedSink { emitted.append($0) }
+        sink.submit(Self.record("a", frame: 2), lane: 0, order: 2, capturedAt: .now)
+        sink.submit(Self.record("a", frame: 0), lane: 0, order: 0, capturedAt: .now)
+        XCTAssertEqual(emitted.records.map(\.frame), [0])
+        sink.skip(lane: 0, order: 1)
+        XCTAssertEqual(emitted.records.map(\.frame), [0, 2])
+    }
+
+    func testLatencyIsStampedAtEmit() {
+        let emitted = EmittedRecords()
+        let sink = OrderedSink { emitted.append($0) }
+        sink.submit(Self.record("a", frame: 0), lane: 0, order: 0, capturedAt: .now - .milliseconds(250))
+        XCTAssertGreaterThanOrEqual(emitted.records[0].latencyMs, 250)
+        XCTAssertLessThan(emitted.records[0].latencyMs, 5000)
+    }
+
+    func testJSONLineSchema() throws {
+        var r = Self.record("cam \"1\"", frame: 3)
+        r.pts = 0.3
+        r.detections = [.init(classID: 1, label: "person", score: 0.75, xmin: 0.1, ymin: 0.2, xmax: 0.3, ymax: 0.4)]
+        let line = r.jsonLine()
+        XCTAssertTrue(line.hasSuffix("}\n"))
+        XCTAssertEqual(line.filter { $0 == "\n" }.count, 1)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(object["source"] as? String, "cam \"1\"")
+        XCTAssertEqual(object["pts"] as? Double, 0.3)
+        let detection = try XCTUnwrap((object["detections"] as? [[String: Any]])?.first)
+        XCTAssertEqual(detection["label"] as? String, "person")
+        XCTAssertEqual((detection["box"] as? [String: Double])?["ymax"] ?? 0, 0.4, accuracy: 1e-6)
+        XCTAssertTrue(line.hasPrefix(#"{"type":"detections","source":"#), "keys keep their documented order")
+    }
+}
+
+final class EmittedRecords: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [DetectionRecord] = []
+    func append(_ r: DetectionRecord) { lock.withLock { stored.append(r) } }
+    var records: [DetectionRecord] { lock.withLock { stored } }
+}
