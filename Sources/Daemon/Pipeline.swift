@@ -116,7 +116,8 @@ public final class Pipeline: @unchecked Sendable {
         return lane
     }
 
-    /// Stops one source: closes it, discards its queued frames and waits for its capture thread.
+    /// Stops a running source: closes it, discards its queued frames and waits for its capture thread.
+    /// (A source that ended or failed by itself needs no removal: its queued frames are still detected.)
     public func remove(lane: Int) {
         guard let handle = lock.withLock({ captures.removeValue(forKey: lane) }) else { return }
         ring.discard(lane: lane)
@@ -175,10 +176,14 @@ public final class Pipeline: @unchecked Sendable {
                 guard ring.push(frame, lane: handle.lane) else { break }
             }
             ring.close(lane: handle.lane)
+            lock.withLock { captures[handle.lane] = nil }
             onSourceEvent(.ended(name: options.name, lane: handle.lane))
         } catch {
             let failure = error as? CaptureError ?? CaptureError(input: options.input, reason: "\(error)")
-            lock.withLock { failures.append(failure) }
+            lock.withLock {
+                failures.append(failure)
+                captures[handle.lane] = nil
+            }
             ring.close(lane: handle.lane)
             onSourceEvent(.failed(name: options.name, lane: handle.lane, error: failure))
         }
@@ -202,7 +207,7 @@ public final class Pipeline: @unchecked Sendable {
                 sink.submit(record, lane: job.lane, order: job.order, capturedAt: frame.captureInstant)
             } catch {
                 frame.pixels.recycle()
-                FileHandle.standardError.write(Data("sightline: detection failed on \(frame.sourceID) frame \(frame.sequence): \(error)\n".utf8))
+                StandardError.write("sightline: detection failed on \(frame.sourceID) frame \(frame.sequence): \(error)\n")
                 sink.skip(lane: job.lane, order: job.order)
             }
         }

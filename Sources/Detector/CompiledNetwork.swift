@@ -31,6 +31,9 @@ final class CompiledNetwork: @unchecked Sendable {
     }
 
     init(spec: NetworkSpec) throws(ModelError) {
+        // oneDNN plans each primitive's work split for the creating thread's OpenMP team size, and
+        // every engine instance runs on one thread: plan for one.
+        DNNL.pinCurrentThreadToOneOpenMPThread()
         var engine: dnnl_engine_t? = nil
         try DNNL.check(dnnl_engine_create(&engine, dnnl_cpu, 0), "CPU engine")
         self.engine = engine!

@@ -33,6 +33,7 @@ enum DNNL {
 
     /// Pins this thread's OpenMP team to one thread: the Debian build uses GNU OpenMP, whose setting is per thread.
     static func pinCurrentThreadToOneOpenMPThread() {
-        _ = sl_omp_set_num_threads(1)
+        let status = sl_omp_set_num_threads(1)
+        assert(status == 0, "libgomp's omp_set_num_threads not found")
     }
 }

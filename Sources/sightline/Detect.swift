@@ -85,6 +85,7 @@ extension DropPolicy: ExpressibleByArgument {}
 /// A reader that goes away (EPIPE) ends output quietly, as `head` expects.
 final class StandardOutput: @unchecked Sendable {
     private var closed = false
+    var isClosed: Bool { closed }
 
     func write(_ line: String) {
         guard !closed else { return }
@@ -103,8 +104,9 @@ final class StandardOutput: @unchecked Sendable {
     }
 }
 
+/// One line on stderr naming the problem.
 func reportError(_ error: Error) {
-    FileHandle.standardError.write(Data("sightline: \(error)\n".utf8))
+    StandardError.write("sightline: \(error)\n")
 }
 
 func warnAboutReferenceKernels(_ model: Model) {

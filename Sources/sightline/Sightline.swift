@@ -5,7 +5,7 @@ import Foundation
 struct Sightline: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Video-stream object detection: SSDLite-MobileNetV2 on oneDNN.",
-        subcommands: [Detect.self, Bench.self])
+        subcommands: [Detect.self, Run.self, Check.self, Tail.self, Bench.self])
 }
 
 /// Runs `body`; a failure becomes one line on stderr naming the problem, and exit status 1.
@@ -15,7 +15,7 @@ func failingCleanly<T>(_ body: () throws -> T) throws -> T {
     } catch let error as ValidationError {
         throw error
     } catch {
-        FileHandle.standardError.write(Data("sightline: \(error)\n".utf8))
+        reportError(error)
         throw ExitCode(1)
     }
 }
