@@ -79,7 +79,9 @@ public final class FFmpegSource: @unchecked Sendable {
             let status = av_read_frame(context.format, context.packet)
             if status == sl_averror_eof() {
                 // A nil packet flushes the decoder, so the frames it still holds come out.
-                return nil
+                avcodec_send_packet(context.decoder, nil)
+                context.draining = true
+                continue
             }
             if status < 0 {
                 if interrupt.aborted.load(ordering: .relaxed) { return nil }
@@ -181,6 +183,8 @@ private final class Context {
     }
 
     deinit {
+        // Closing can block too (an RTSP TEARDOWN, say); give it one more deadline.
+        interrupt.arm()
         sws_freeContext(scaler)
         avcodec_free_context(&decoder)
         avformat_close_input(&format)
@@ -216,7 +220,8 @@ private final class Context {
         interrupt.arm()
         var status = avformat_open_input(&format, input, nil, &options)  // on failure frees the context and nils `format`
         guard status >= 0, let format else {
-            if status == sl_averror_invaliddata() {
+            // For network inputs the same code also covers protocol failures, so keep libav's wording there.
+            if status == sl_averror_invaliddata() && !network {
                 throw CaptureError(input: input, reason: "not a recognised media file (\(averrorText(status)))")
             }
             throw interrupt.error(status, doing: "opening", input: input)

@@ -66,7 +66,8 @@ final class ReferenceFrames {
     }
 
     deinit {
-        if process.isRunning { process.terminate() }
+        // ffmpeg restarts a write to a full pipe after SIGTERM, so a mismatching test would hang on it; kill it.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 
@@ -146,6 +147,9 @@ final class StallingServer: @unchecked Sendable {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { return }
             defer { Glibc.close(client) }
+            // A client that stops reading must not block send() (and so stop()) for ever.
+            var sendTimeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
             prefix.withUnsafeBytes { bytes in
                 var offset = 0
                 while offset < bytes.count {
