@@ -34,6 +34,7 @@ public final class FFmpegSource: @unchecked Sendable {
     ///   - ioTimeout: longest any single open or read may block.
     public init(input: String, sourceID: String? = nil, ioTimeout: Duration = .seconds(10),
                 pool: PixelBufferPool = PixelBufferPool()) throws {
+        LibraryLogs.configured
         self.input = input
         self.sourceID = sourceID ?? input
         self.pool = pool

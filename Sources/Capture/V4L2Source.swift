@@ -47,6 +47,7 @@ public final class V4L2Source: FrameSource, @unchecked Sendable {
     ///     640x480 (else the largest size within 1280x720) at up to 30 fps.
     public init(device path: String, sourceID: String? = nil, width: Int? = nil, height: Int? = nil, fps: Double? = nil,
                 pool: PixelBufferPool = PixelBufferPool()) throws {
+        LibraryLogs.configured
         if let size = [width, height].compactMap({ $0 }).first(where: { $0 <= 0 }) {
             throw CaptureError(input: path, reason: "invalid frame size \(size)")
         }

@@ -32,11 +32,14 @@ public struct DaemonConfig: Sendable, Equatable {
         public var mode: UInt32
         /// Group (name or numeric id) to give the socket file; nil keeps the daemon's own group.
         public var group: String?
+        /// Records queued per subscriber before its oldest are dropped (and it is sent a `lag` record).
+        public var queueLimit: Int
 
-        public init(path: String = Socket.defaultPath, mode: UInt32 = 0o660, group: String? = nil) {
+        public init(path: String = Socket.defaultPath, mode: UInt32 = 0o660, group: String? = nil, queueLimit: Int = 1024) {
             self.path = path
             self.mode = mode
             self.group = group
+            self.queueLimit = queueLimit
         }
     }
 
@@ -179,7 +182,7 @@ private struct ConfigReader {
     }
 
     static let topKeys = ["model", "labels", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds", "sources"]
-    static let socketKeys = ["path", "mode", "group"]
+    static let socketKeys = ["path", "mode", "group", "queue_limit"]
     static let sourceKeys = ["name", "input", "policy", "fps_limit", "realtime", "realtime_fps", "ring_capacity", "io_timeout"]
 
     mutating func problem(_ node: Node?, _ path: String, _ message: String) {
@@ -243,6 +246,9 @@ private struct ConfigReader {
         }
         if let node = fields["group"], !node.isNull, let value = string(node, "\(path).group") {
             socket.group = value
+        }
+        if let node = fields["queue_limit"], let value = integer(node, "\(path).queue_limit") {
+            if value >= 1 { socket.queueLimit = value } else { problem(node, "\(path).queue_limit", "must be at least 1, got \(value)") }
         }
         return socket
     }

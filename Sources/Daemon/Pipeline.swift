@@ -147,8 +147,12 @@ public final class Pipeline: @unchecked Sendable {
         for handle in handles { handle.done.wait() }
     }
 
+    /// V4L2 devices through libv4l2; files, image sequences and stream URLs through FFmpeg.
     public static let openDefault: SourceOpener = { options in
-        try FFmpegSource(input: options.input, sourceID: options.name, ioTimeout: options.ioTimeout)
+        if options.input.hasPrefix("/dev/video") || options.input.hasPrefix("/dev/v4l/") {
+            return try V4L2Source(device: options.input, sourceID: options.name)
+        }
+        return try FFmpegSource(input: options.input, sourceID: options.name, ioTimeout: options.ioTimeout)
     }
 
     private func capture(_ handle: CaptureHandle, ring: FrameRing) {

@@ -47,6 +47,8 @@ public final class Service: @unchecked Sendable {
     private var events: [Event] = []
     private var generation = 0
     private var recordsSinceWatchdog = 0
+    private var recordsEmitted = 0
+    private var lastWatchdog = ContinuousClock.now
     private var stopping = false
     private let clock = ContinuousClock()
 
@@ -62,7 +64,7 @@ public final class Service: @unchecked Sendable {
                            metadata: ["layers": "\(model.referenceKernels.joined(separator: "; "))"])
         }
         let helloState = HelloState()
-        let options = SocketServer.Options(mode: mode_t(config.socket.mode), group: config.socket.group)
+        let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group)
         if let activated = SystemdSocketActivation.listenDescriptors().first {
             server = try SocketServer(listeningDescriptor: activated.fd, options: options, hello: helloState.line)
             logger.info("using the socket passed by systemd", metadata: ["fd": "\(activated.fd)"])
@@ -125,7 +127,7 @@ public final class Service: @unchecked Sendable {
         pipeline.stop()
         server.close(flushTimeout: .milliseconds(800))
         handlers.forEach { $0.cancel() }
-        logger.info("stopped")
+        logger.info("stopped", metadata: ["records": "\(lock.withLock { recordsEmitted })"])
         return 0
     }
 
@@ -135,6 +137,7 @@ public final class Service: @unchecked Sendable {
         server.broadcast(record.jsonLine())
         lock.withLock {
             recordsSinceWatchdog += 1
+            recordsEmitted += 1
             if let s = sources[record.source] {
                 s.records += 1
                 s.lastSent = clock.now
@@ -211,6 +214,22 @@ public final class Service: @unchecked Sendable {
         for lane in toRemove { pipeline.remove(lane: lane) }
         for s in toOpen { open(s) }
         updateRates(now: now)
+        pingWatchdog(now: now)
+    }
+
+    /// Liveness that cannot lie: ping only when frames were detected since the last ping, or when none
+    /// are waiting (idle is not stalled). A wedged worker stops the pings and systemd restarts us.
+    private func pingWatchdog(now: ContinuousClock.Instant) {
+        guard let interval = notifier.watchdogPingInterval, now - lastWatchdog >= interval else { return }
+        let healthy = lock.withLock { () -> Bool in
+            let progressed = recordsSinceWatchdog > 0
+            recordsSinceWatchdog = 0
+            return progressed || sources.values.allSatisfy { s in s.lane.map { pipeline.stats(lane: $0).queued == 0 } ?? true }
+        }
+        if healthy {
+            lastWatchdog = now
+            try? notifier.watchdog()
+        }
     }
 
     /// Schedules the next attempt: 1 s, 2 s, 4 s ... up to 30 s, each +-20 %. Must hold `lock`.
@@ -245,7 +264,7 @@ public final class Service: @unchecked Sendable {
         guard elapsed >= .seconds(2) else { return }
         lastRateUpdate = now
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let (status, progressed, idle) = lock.withLock { () -> (String, Bool, Bool) in
+        let status = lock.withLock { () -> String in
             var parts: [String] = []
             for name in config.sources.map(\.name) {
                 guard let s = sources[name] else { continue }
@@ -254,14 +273,9 @@ public final class Service: @unchecked Sendable {
                 parts.append(s.lane != nil ? "\(name) \(String(format: "%.1f", s.fps)) fps"
                                            : (s.finished ? "\(name) finished" : "\(name) down"))
             }
-            let progressed = recordsSinceWatchdog > 0
-            recordsSinceWatchdog = 0
-            let idle = sources.values.allSatisfy { s in s.lane.map { pipeline.stats(lane: $0).queued == 0 } ?? true }
-            return (parts.joined(separator: ", "), progressed, idle)
+            return parts.joined(separator: ", ")
         }
         try? notifier.status(status)
-        // Liveness that cannot lie: ping only when frames were detected, or when none were waiting.
-        if progressed || idle { try? notifier.watchdog() }
     }
 
     // MARK: Reload

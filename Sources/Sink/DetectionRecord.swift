@@ -47,7 +47,7 @@ public struct DetectionRecord: Sendable {
         json.field("source", source)
         json.field("frame", frame)
         json.field("seq", seq)
-        json.field("pts", pts)
+        json.field("pts", pts.map { ($0 * 1e6).rounded() / 1e6 })
         json.field("time", RFC3339.format(time))
         json.field("capture_time", RFC3339.format(captureTime))
         json.field("width", width)

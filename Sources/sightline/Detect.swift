@@ -54,9 +54,12 @@ struct Detect: ParsableCommand {
         warnAboutReferenceKernels(loaded)
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
+        let done = DispatchSemaphore(value: 0)
         let pipeline = try failingCleanly {
             try Pipeline(model: loaded, threads: threads, thresholds: Thresholds(defaultScore: threshold)) { record in
                 output.write(record.jsonLine())
+                // The reader went away (e.g. `| head`): nothing more is wanted, even from a live stream.
+                if output.isClosed { done.signal() }
             }
         }
         var failed = false
@@ -70,7 +73,15 @@ struct Detect: ParsableCommand {
                 failed = true
             }
         }
-        pipeline.finish()
+        Thread {
+            pipeline.finish()
+            done.signal()
+        }.start()
+        done.wait()
+        if output.isClosed {
+            pipeline.stop()
+            return
+        }
         for failure in pipeline.sourceFailures {
             reportError(failure)
             failed = true

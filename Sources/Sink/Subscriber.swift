@@ -1,0 +1,99 @@
+import Foundation
+
+/// Why the socket server could not start. The message names the path or descriptor and the problem.
+public struct SinkError: Error, CustomStringConvertible, LocalizedError, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+
+    /// `strerror` in lower case, as the rest of a message reads ("permission denied").
+    static func reason(_ code: Int32) -> String {
+        let text = String(cString: strerror(code))
+        guard let first = text.first else { return "error \(code)" }
+        return first.lowercased() + text.dropFirst()
+    }
+}
+
+/// One connected client. `queue` and `dropped` belong to the server's lock (broadcast() writes
+/// them); everything else belongs to the I/O thread alone.
+final class Subscriber {
+    let fd: Int32
+
+    // Guarded by the server's lock.
+    var queue: LineQueue
+    /// Lines lost to overflow since the last lag record.
+    var dropped = 0
+
+    // I/O thread only.
+    /// Bytes committed to this subscriber (whole lines), sent up to `sent`.
+    var out: [UInt8] = []
+    var sent = 0
+    /// The last send hit EAGAIN; wait for POLLOUT before trying again.
+    var blocked = false
+    /// The peer shut down its sending side; stop polling for input.
+    var readClosed = false
+    var dead = false
+    /// Since when data has been waiting without the subscriber accepting a byte; nil while idle.
+    var waitingSince: ContinuousClock.Instant?
+
+    init(fd: Int32, limit: Int) {
+        self.fd = fd
+        self.queue = LineQueue(limit: limit)
+    }
+}
+
+/// A bounded FIFO of lines that, when full, gives up its oldest line to take a new one.
+struct LineQueue {
+    private var slots: [String] = []
+    private var head = 0
+    private(set) var count = 0
+    let limit: Int
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    var isEmpty: Bool { count == 0 }
+
+    /// Appends `line`; returns true if the oldest line was dropped to make room.
+    @inline(__always)
+    mutating func push(_ line: String) -> Bool {
+        var droppedOldest = false
+        if count == limit {
+            slots[head] = ""
+            head = head + 1 == slots.count ? 0 : head + 1
+            count -= 1
+            droppedOldest = true
+        } else if count == slots.count {
+            grow()
+        }
+        var tail = head + count
+        if tail >= slots.count { tail -= slots.count }
+        slots[tail] = line
+        count += 1
+        return droppedOldest
+    }
+
+    mutating func pop() -> String? {
+        guard count > 0 else { return nil }
+        let line = slots[head]
+        slots[head] = ""
+        head = head + 1 == slots.count ? 0 : head + 1
+        count -= 1
+        return line
+    }
+
+    /// Doubles the storage (up to `limit`), keeping the lines in order from index 0.
+    private mutating func grow() {
+        let capacity = min(limit, max(16, slots.count * 2))
+        var grown: [String] = []
+        grown.reserveCapacity(capacity)
+        for i in 0..<count {
+            var index = head + i
+            if index >= slots.count { index -= slots.count }
+            grown.append(slots[index])
+        }
+        grown.append(contentsOf: repeatElement("", count: capacity - count))
+        slots = grown
+        head = 0
+    }
+}

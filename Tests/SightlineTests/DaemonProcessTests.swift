@@ -1,0 +1,261 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `sightline run` as systemd runs it: the real binary, its socket, signals, and a real network stream.
+final class DaemonProcessTests: XCTestCase {
+    let binary = TestPaths.sightlineBinary
+    var dir: URL!
+
+    override func setUpWithError() throws { dir = try TestPaths.temporaryDirectory() }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    var socketPath: String { dir.appendingPathComponent("s.sock").path }
+    var configPath: String { dir.appendingPathComponent("sightline.yaml").path }
+
+    func writeConfig(threshold: Double = 0.5, heartbeat: Int = 10, queueLimit: Int = 1024, sources: String? = nil) throws {
+        let defaultSources = """
+          - name: walk
+            input: \(TestPaths.media("vtest.avi"))
+            realtime: true
+        """
+        try """
+        threshold: \(threshold)
+        workers: 2
+        heartbeat_seconds: \(heartbeat)
+        socket: { path: \(socketPath), mode: "0600", queue_limit: \(queueLimit) }
+        sources:
+        \(sources ?? defaultSources)
+        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    func startDaemon(environment: [String: String] = [:]) throws -> BackgroundProcess {
+        try BackgroundProcess(binary, ["run", "--config", configPath], environment: environment)
+    }
+
+    func detections(_ records: [[String: Any]]) -> [[String: Any]] { records.filter { $0["type"] as? String == "detections" } }
+
+    func testSubscribersReceiveIdenticalRecordsAndASlowOneDelaysNobody() throws {
+        try writeConfig()
+        let daemon = try startDaemon()
+        let subscribers = try (0..<3).map { _ in try LineSubscriber(path: socketPath) }
+        let stalled = try LineSubscriber(path: socketPath)
+        // Shrink the stalled subscriber's receive buffer so its queue on the daemon's side fills up.
+        var small: Int32 = 4096
+        setsockopt(stalled.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        for s in subscribers + [stalled] {
+            let hello = try XCTUnwrap(s.next())
+            XCTAssertEqual(hello["type"] as? String, "hello")
+            XCTAssertEqual(hello["schema"] as? Int, 1)
+            XCTAssertEqual(hello["sources"] as? [String], ["walk"])
+            XCTAssertEqual(hello["labels"] as? [String], ["person"])
+        }
+        // The readers read 30 records each, stamped on arrival; the stalled one reads nothing meanwhile.
+        var streams: [[String]] = []
+        var arrival: [[Date]] = []
+        for s in subscribers {
+            var lines: [String] = [], times: [Date] = []
+            while lines.count < 30, let r = s.next(timeout: 15) {
+                guard r["type"] as? String == "detections" else { continue }
+                lines.append(s.lastLine)
+                times.append(Date())
+            }
+            streams.append(lines)
+            arrival.append(times)
+        }
+        XCTAssertEqual(streams[0].count, 30)
+        XCTAssertEqual(streams[0], streams[1], "subscribers see identical records")
+        XCTAssertEqual(streams[0], streams[2], "subscribers see identical records")
+        // Records arrive at the source's pace (10 fps): the stalled subscriber holds nobody up.
+        let span = arrival[0].last!.timeIntervalSince(arrival[0].first!)
+        XCTAssertLessThan(span, 29 * 0.1 * 1.5 + 0.5, "30 records at 10 fps took \(span) s")
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 5), 0, daemon.stderr)
+    }
+
+    func testStalledSubscriberGetsALagRecord() throws {
+        try writeConfig(queueLimit: 8, sources: """
+          - name: fast
+            input: \(TestPaths.media("vtest.avi"))
+            realtime: true
+            realtime_fps: 100
+        """)
+        let daemon = try startDaemon()
+        let stalled = try LineSubscriber(path: socketPath)
+        var small: Int32 = 2048
+        setsockopt(stalled.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        let reader = try LineSubscriber(path: socketPath)
+        // The reader keeps up with everything while the stalled one sleeps through the records.
+        let read = reader.until(timeout: 20) { ($0["seq"] as? Int ?? 0) >= 150 }
+        XCTAssertNotNil(read.match, "the reading subscriber got 150 records")
+        XCTAssertEqual(read.seen.filter { $0["type"] as? String == "lag" }.count, 0, "the reader never lagged")
+        let lag = stalled.until(timeout: 10) { $0["type"] as? String == "lag" }
+        let lagRecord = try XCTUnwrap(lag.match, "a stalled subscriber is told it lost records")
+        XCTAssertGreaterThan(lagRecord["dropped"] as? Int ?? 0, 0)
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 5), 0, daemon.stderr)
+    }
+
+    func testSIGTERMDrainsAndExitsWithinTwoSecondsLosingNothing() throws {
+        try writeConfig()
+        let daemon = try startDaemon()
+        let subscriber = try LineSubscriber(path: socketPath)
+        XCTAssertEqual(subscriber.next()?["type"] as? String, "hello")
+        XCTAssertNotNil(subscriber.until(timeout: 15) { $0["type"] as? String == "detections" && ($0["seq"] as? Int ?? 0) >= 10 }.match)
+        let sent = Date()
+        daemon.signal(SIGTERM)
+        var seqs: [Int] = []
+        while let r = subscriber.next(timeout: 5) {
+            if r["type"] as? String == "detections" { seqs.append(r["seq"] as! Int) }
+        }
+        let status = daemon.wait(timeout: 5)
+        let elapsed = Date().timeIntervalSince(sent)
+        XCTAssertEqual(status, 0, daemon.stderr)
+        XCTAssertLessThan(elapsed, 2.0, "SIGTERM to exit took \(elapsed) s")
+        // Every record the daemon emitted reached the subscriber that kept reading.
+        let emitted = try XCTUnwrap(daemon.stderr.range(of: #"stopped records=(\d+)"#, options: .regularExpression).map {
+            Int(daemon.stderr[$0].split(separator: "=").last!)!
+        })
+        XCTAssertEqual(seqs.last.map { $0 + 1 }, emitted, "the last record emitted was delivered")
+        XCTAssertEqual(seqs, Array((seqs.first ?? 0)...(seqs.last ?? -1)), "no gaps")
+    }
+
+    func testSIGHUPAppliesANewThresholdKeepingSubscribers() throws {
+        try writeConfig(threshold: 0.95)
+        let daemon = try startDaemon()
+        let subscriber = try LineSubscriber(path: socketPath)
+        let before = subscriber.until(timeout: 15) { ($0["seq"] as? Int ?? 0) >= 20 }
+        XCTAssertNotNil(before.match)
+        let scoresBefore = detections(before.seen).flatMap { ($0["detections"] as! [[String: Any]]).map { $0["score"] as! Double } }
+        XCTAssertTrue(scoresBefore.allSatisfy { $0 >= 0.95 }, "threshold 0.95 before the reload")
+        try writeConfig(threshold: 0.3)
+        daemon.signal(SIGHUP)
+        let after = subscriber.until(timeout: 15) { record in
+            (record["detections"] as? [[String: Any]] ?? []).contains { ($0["score"] as! Double) < 0.9 }
+        }
+        XCTAssertNotNil(after.match, "after SIGHUP, the same connection receives detections below the old threshold")
+        XCTAssertFalse(after.seen.contains { $0["type"] as? String == "source_down" }, "an unchanged source is not restarted")
+        XCTAssertTrue(daemon.stderr.contains("reloaded"), daemon.stderr)
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 5), 0, daemon.stderr)
+    }
+
+    func testAStreamThatDisappearsGoesDownAndComesBack() throws {
+        let ffmpeg = try XCTUnwrap(["/usr/bin/ffmpeg", "/usr/local/bin/ffmpeg"].first { FileManager.default.isExecutableFile(atPath: $0) })
+        let port = freeLoopbackPort()
+        let url = "http://127.0.0.1:\(port)/cam.ts"
+        func serve() throws -> BackgroundProcess {
+            try BackgroundProcess(ffmpeg, ["-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", TestPaths.media("vtest.avi"),
+                                           "-c:v", "mpeg4", "-q:v", "4", "-f", "mpegts", "-listen", "1", url])
+        }
+        var server: BackgroundProcess? = try serve()
+        try writeConfig(sources: """
+          - name: net
+            input: \(url)
+        """)
+        Thread.sleep(forTimeInterval: 0.5)
+        let daemon = try startDaemon()
+        let subscriber = try LineSubscriber(path: socketPath)
+        XCTAssertNotNil(subscriber.until(timeout: 20) { $0["type"] as? String == "detections" }.match, "detections from the stream")
+        server = nil  // killed
+        let down = subscriber.until(timeout: 20) { $0["type"] as? String == "source_down" }
+        let downRecord = try XCTUnwrap(down.match, "source_down after the stream died")
+        XCTAssertEqual(downRecord["source"] as? String, "net")
+        XCTAssertFalse((downRecord["reason"] as? String ?? "").isEmpty)
+        server = try serve()
+        let up = subscriber.until(timeout: 40) { $0["type"] as? String == "source_up" }
+        XCTAssertNotNil(up.match, "source_up once the stream is back: \(up.seen.map { $0["type"] ?? "" })")
+        XCTAssertNotNil(subscriber.until(timeout: 20) { $0["type"] as? String == "detections" }.match, "detections resume")
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 5), 0, daemon.stderr)
+        _ = server
+    }
+
+    func testSdNotifyReadyStatusWatchdogStopping() throws {
+        try writeConfig()
+        let notifyPath = dir.appendingPathComponent("notify").path
+        let notify = try DatagramListener(path: notifyPath)
+        let daemon = try startDaemon(environment: ["NOTIFY_SOCKET": notifyPath, "WATCHDOG_USEC": "1000000"])
+        var messages: [String] = []
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline && !(messages.contains("READY=1") && messages.contains("WATCHDOG=1") && messages.contains { $0.hasPrefix("STATUS=walk") }) {
+            if let m = notify.receive(timeout: 1) { messages.append(m) }
+        }
+        XCTAssertTrue(messages.contains("READY=1"), "\(messages)")
+        XCTAssertTrue(messages.contains("WATCHDOG=1"), "\(messages)")
+        XCTAssertTrue(messages.contains { $0.hasPrefix("STATUS=walk") && $0.contains("fps") }, "\(messages)")
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 5), 0)
+        var last: [String] = []
+        while let m = notify.receive(timeout: 0.5) { last.append(m) }
+        XCTAssertTrue(last.contains("STOPPING=1"), "\(last)")
+    }
+
+    // MARK: Bad configuration and environment
+
+    func testInvalidConfigNamesEveryErrorAndStartsNothing() throws {
+        try """
+        threshold: 1.5
+        socket: { path: \(socketPath) }
+        sources:
+          - name: a
+            input: /dev/video0
+            policy: fastest
+          - name: a
+        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        for command in ["run", "check"] {
+            let result = try runProcess(binary, [command, "--config", configPath], timeout: 30)
+            XCTAssertNotEqual(result.status, 0)
+            for needle in ["threshold", "sources[0].policy", "sources[1]", "input"] {
+                XCTAssertTrue(result.stderr.contains(needle), "\(command): \(needle) not named in: \(result.stderr)")
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: socketPath), "nothing started")
+        }
+    }
+
+    func testUnwritableSocketPathIsFatal() throws {
+        try writeConfig()
+        var text = try String(contentsOfFile: configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: socketPath, with: "/proc/sightline-test/s.sock")
+        try text.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let result = try runProcess(binary, ["run", "--config", configPath], timeout: 30)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("/proc/sightline-test/s.sock"), result.stderr)
+    }
+
+    func testMissingDeviceIsReportedAndRetriedNotFatal() throws {
+        try writeConfig(sources: """
+          - name: cam
+            input: /dev/video-sightline-missing
+        """)
+        let daemon = try startDaemon()
+        let subscriber = try LineSubscriber(path: socketPath)
+        let down = try XCTUnwrap(subscriber.until(timeout: 10) { $0["type"] as? String == "source_down" }.match)
+        XCTAssertTrue((down["reason"] as? String ?? "").lowercased().contains("no such"), "\(down)")
+        XCTAssertNotNil(down["retry_in_s"] as? Double)
+        XCTAssertNil(daemon.wait(timeout: 0.5), "a missing device does not stop the daemon")
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 5), 0)
+    }
+}
+
+/// The receiving end of sd_notify: a datagram socket at `path`.
+final class DatagramListener {
+    let fd: Int32
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let ok = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard ok == 0 else { throw ProcessRunError.timedOut("bind \(path)") }
+    }
+    deinit { close(fd) }
+    func receive(timeout: TimeInterval) -> String? {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, Int32(timeout * 1000)) > 0 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+
+/// A subscriber on a Unix stream socket that reads JSON lines, with timeouts.
+public final class LineSubscriber {
+    public let fd: Int32
+    private var buffer = Data()
+    /// The raw text of the line `next` returned last.
+    public private(set) var lastLine = ""
+
+    public init(path: String, timeout: TimeInterval = 10) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+            let ok = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            if ok == 0 {
+                self.fd = fd
+                return
+            }
+            close(fd)
+            if Date() > deadline { throw ProcessRunError.timedOut("connect \(path)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// The next line as a JSON object, or nil on timeout or end of stream.
+    public func next(timeout: TimeInterval = 10) -> [String: Any]? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = buffer[buffer.startIndex..<newline]
+                buffer.removeSubrange(buffer.startIndex...newline)
+                lastLine = String(decoding: line, as: UTF8.self)
+                return (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] ?? ["unparsable": String(decoding: line, as: UTF8.self)]
+            }
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { return nil }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, Int32(remaining * 1000)) > 0 else { return nil }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = read(fd, &chunk, chunk.count)
+            guard n > 0 else { return nil }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    /// Reads records until one satisfies `predicate`; returns it and everything read before it.
+    public func until(timeout: TimeInterval, _ predicate: ([String: Any]) -> Bool) -> (match: [String: Any]?, seen: [[String: Any]]) {
+        let deadline = Date().addingTimeInterval(timeout)
+        var seen: [[String: Any]] = []
+        while let record = next(timeout: max(0, deadline.timeIntervalSinceNow)) {
+            if predicate(record) { return (record, seen) }
+            seen.append(record)
+        }
+        return (nil, seen)
+    }
+}
+
+/// A background process (the daemon, an ffmpeg server) that is killed if still running at deinit.
+public final class BackgroundProcess {
+    public let process = Process()
+    private let errorPipe = Pipe()
+    private let collected = LockedData()
+
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errorPipe
+        process.standardInput = FileHandle.nullDevice
+        let collected = self.collected
+        errorPipe.fileHandleForReading.readabilityHandler = { handle in collected.append(handle.availableData) }
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        errorPipe.fileHandleForReading.readabilityHandler = nil
+    }
+
+    public var stderr: String { String(decoding: collected.data, as: UTF8.self) }
+
+    public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for exit; returns the status, or nil if still running after `timeout`.
+    public func wait(timeout: TimeInterval) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        if process.isRunning { return nil }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+private final class LockedData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = Data()
+    func append(_ d: Data) { lock.withLock { stored.append(d) } }
+    var data: Data { lock.withLock { stored } }
+}
+
+/// A free TCP port on the loopback interface.
+public func freeLoopbackPort() -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return UInt16(bigEndian: address.sin_port)
+}
