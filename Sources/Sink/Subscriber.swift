@@ -1,20 +1,5 @@
 import Foundation
 
-/// Why the socket server could not start. The message names the path or descriptor and the problem.
-public struct SinkError: Error, CustomStringConvertible, LocalizedError, Sendable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-    public var errorDescription: String? { message }
-
-    /// `strerror` in lower case, as the rest of a message reads ("permission denied").
-    static func reason(_ code: Int32) -> String {
-        let text = String(cString: strerror(code))
-        guard let first = text.first else { return "error \(code)" }
-        return first.lowercased() + text.dropFirst()
-    }
-}
-
 /// One connected client. `queue` and `dropped` belong to the server's lock (broadcast() writes
 /// them); everything else belongs to the I/O thread alone.
 final class Subscriber {
