@@ -2,8 +2,9 @@ import Capture
 
 /// The graph's own Preprocessor, reproduced: bilinear resize of the RGB frame to the network input size
 /// with TensorFlow's legacy semantics (align_corners = false, half_pixel_centers = false, in float32),
-/// then `x * scale + offset`. Another resize filter moves scores by 0.05-0.1, so this one is exact.
-struct Preprocessor {
+/// then `x * scale + offset`. Another resize filter moves scores by 0.05-0.1, so this one is exact:
+/// every value goes through the same float32 operations, in the same order, as TensorFlow's kernel.
+final class Preprocessor {
     private struct Tap {
         var lower: Int32, upper: Int32, lerp: Float
     }
@@ -13,17 +14,23 @@ struct Preprocessor {
     private var sourceSize = (width: 0, height: 0)
     private var rows: [Tap] = []
     private var columns: [Tap] = []
-    /// One output row of resized values before normalisation, reused.
-    private var top: [Float]
-    private var bottom: [Float]
+    /// Horizontally resampled source rows (RGB floats, one spare lane at the end for 4-wide stores).
+    /// Consecutive output rows mostly share their source rows, so each is kept until no longer needed.
+    private var top: UnsafeMutablePointer<Float>
+    private var bottom: UnsafeMutablePointer<Float>
 
     init(outputHeight: Int, outputWidth: Int, scale: Float, offset: Float) {
         self.outputHeight = outputHeight
         self.outputWidth = outputWidth
         self.scale = scale
         self.offset = offset
-        top = [Float](repeating: 0, count: outputWidth * 3)
-        bottom = top
+        top = .allocate(capacity: outputWidth * 3 + 4)
+        bottom = .allocate(capacity: outputWidth * 3 + 4)
+    }
+
+    deinit {
+        top.deallocate()
+        bottom.deallocate()
     }
 
     /// TensorFlow's `compute_interpolation_weights` with the legacy scaler.
@@ -37,44 +44,55 @@ struct Preprocessor {
     }
 
     /// Writes the network input for `pixels` (packed RGB24 rows) into `destination` (NHWC f32).
-    mutating func run(_ pixels: PixelBuffer, into destination: UnsafeMutablePointer<Float>) {
+    func run(_ pixels: PixelBuffer, into destination: UnsafeMutablePointer<Float>) {
         if sourceSize != (pixels.width, pixels.height) {
             sourceSize = (pixels.width, pixels.height)
             rows = Self.taps(output: outputHeight, input: pixels.height)
             columns = Self.taps(output: outputWidth, input: pixels.width)
         }
+        var topRow = -1, bottomRow = -1
         let base = pixels.bytes.assumingMemoryBound(to: UInt8.self)
         let rowBytes = pixels.rowBytes
-        let width = outputWidth, scale = self.scale, offset = self.offset
+        let count = outputWidth * 3, scale = self.scale, offset = self.offset
         columns.withUnsafeBufferPointer { columns in
-            top.withUnsafeMutableBufferPointer { top in
-                bottom.withUnsafeMutableBufferPointer { bottom in
-                    for y in 0..<outputHeight {
-                        let tap = rows[y]
-                        Self.interpolateRow(base + Int(tap.lower) * rowBytes, columns, into: top)
-                        Self.interpolateRow(base + Int(tap.upper) * rowBytes, columns, into: bottom)
-                        let out = destination + y * width * 3
-                        let yLerp = tap.lerp
-                        for i in 0..<(width * 3) {
-                            let value = top[i] + (bottom[i] - top[i]) * yLerp
-                            out[i] = value * scale + offset
-                        }
-                    }
+            for y in 0..<outputHeight {
+                let tap = rows[y]
+                let lower = Int(tap.lower), upper = Int(tap.upper)
+                // Moving down, the previous bottom row is often this one's top: swap instead of recomputing.
+                if lower != topRow && lower == bottomRow {
+                    swap(&top, &bottom)
+                    swap(&topRow, &bottomRow)
+                }
+                if lower != topRow {
+                    Self.resample(base + lower * rowBytes, columns, into: top)
+                    topRow = lower
+                }
+                if upper != bottomRow {
+                    Self.resample(base + upper * rowBytes, columns, into: bottom)
+                    bottomRow = upper
+                }
+                let out = destination + y * count
+                let yLerp = tap.lerp
+                for i in 0..<count {
+                    let value = top[i] + (bottom[i] - top[i]) * yLerp
+                    out[i] = value * scale + offset
                 }
             }
         }
     }
 
-    /// One source row resampled horizontally: `left + (right - left) * xLerp` per channel.
+    /// One source row resampled horizontally: `left + (right - left) * xLerp` per channel, a pixel's three
+    /// channels at once. Loads read one byte past a pixel and stores write one float past it (pixel rows
+    /// and `out` have the room); the spare store lane is overwritten by the next pixel.
     @inline(__always)
-    private static func interpolateRow(_ row: UnsafePointer<UInt8>, _ columns: UnsafeBufferPointer<Tap>, into out: UnsafeMutableBufferPointer<Float>) {
+    private static func resample(_ row: UnsafePointer<UInt8>, _ columns: UnsafeBufferPointer<Tap>, into out: UnsafeMutablePointer<Float>) {
+        let source = UnsafeRawPointer(row)
+        let target = UnsafeMutableRawPointer(out)
         for x in 0..<columns.count {
             let tap = columns[x]
-            let left = row + Int(tap.lower) * 3, right = row + Int(tap.upper) * 3
-            for c in 0..<3 {
-                let l = Float(left[c]), r = Float(right[c])
-                out[x * 3 + c] = l + (r - l) * tap.lerp
-            }
+            let left = SIMD4<Float>(source.loadUnaligned(fromByteOffset: Int(tap.lower) * 3, as: SIMD4<UInt8>.self))
+            let right = SIMD4<Float>(source.loadUnaligned(fromByteOffset: Int(tap.upper) * 3, as: SIMD4<UInt8>.self))
+            target.storeBytes(of: left + (right - left) * tap.lerp, toByteOffset: x * 12, as: SIMD4<Float>.self)
         }
     }
 }
