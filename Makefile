@@ -4,7 +4,7 @@
 #   make install              build, then install under PREFIX (default /usr/local)
 #   make install DESTDIR=/tmp/stage PREFIX=/usr        staged install, e.g. for packaging
 #   make uninstall            remove what install put there (keeps /etc/sightline/sightline.yaml)
-#   make test                 swift test
+#   make test                 the README's test command (./scripts/test.sh)
 #
 # Installed files:
 #   $(BINDIR)/sightline
@@ -44,7 +44,7 @@ build:
 	$(SWIFT) build -c release $(SWIFT_BUILD_FLAGS)
 
 test:
-	$(SWIFT) test
+	./scripts/test.sh
 
 ifeq ($(INSTALL_SKIP_BUILD),)
 install-bin: build

@@ -19,9 +19,9 @@ public final class Model: Sendable {
 
     /// Layers that oneDNN could only give its slow reference kernels (expected empty on x86-64 with AVX2 or better).
     public var referenceKernels: [String] { network.referenceKernels }
-    /// Each layer's oneDNN implementation, in execution order.
+    /// The oneDNN implementation of every primitive (a whole layer, or a band of rows of a fused one).
     public var implementations: [(layer: String, implementation: String)] {
-        zip(network.spec.convolutions, network.layers).map { ($0.name, $1.implementation) }
+        network.kernels.map { (network.spec.convolutions[$0.layer].name, $0.implementation) }
     }
 
     /// Loads a frozen graph. Labels come from `labelsPath` if given, else the sidecar, else COCO's.

@@ -45,9 +45,28 @@ final class NetworkParityTests: XCTestCase {
         }
     }
 
+    func testStripFusionComputesWhatTheWholeLayersCompute() throws {
+        let model = try Self.model.get()
+        XCTAssertGreaterThanOrEqual(model.network.stripPlans.count, 3, "the 150- and 75-pixel blocks run in strips")
+        let fused = try InferenceEngine(network: model.network)
+        let whole = try InferenceEngine(network: CompiledNetwork(spec: model.network.spec, fuse: false))
+        XCTAssertTrue(whole.network.stripPlans.isEmpty)
+        let count = model.network.spec.input.elements
+        for i in 0..<count {
+            let value = Float((i * 104_729 + 7) % 2001) / 1000 - 1
+            fused.input[i] = value
+            whole.input[i] = value
+        }
+        try fused.run()
+        try whole.run()
+        let boxes = zip(fused.boxEncodings, whole.boxEncodings).map { abs($0 - $1) }.max() ?? .infinity
+        let logits = zip(fused.classLogits, whole.classLogits).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(max(boxes, logits), 1e-5, "fused and whole-layer outputs differ")
+    }
+
     func testEveryLayerRunsAnOptimizedKernel() throws {
         let model = try Self.model.get()
-        XCTAssertEqual(model.implementations.count, 88, "33 depthwise + 54 pointwise + the first convolution")
+        XCTAssertEqual(Set(model.implementations.map(\.layer)).count, 88, "33 depthwise + 54 pointwise + the first convolution")
         XCTAssertEqual(model.referenceKernels, [], "layers on oneDNN reference kernels")
     }
 
