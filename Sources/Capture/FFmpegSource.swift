@@ -170,8 +170,7 @@ private final class Context {
     private(set) var timeBase = 0.0
     private(set) var frameRate: Double?
     var draining = false
-    private var scaler: OpaquePointer?
-    private var scalerKey: ScalerKey?
+    private let scaler = RGBScaler()
 
     init(input: String, network: Bool, interrupt: Interrupt) throws {
         self.interrupt = interrupt
@@ -186,7 +185,6 @@ private final class Context {
     deinit {
         // Closing can block too (an RTSP TEARDOWN, say); give it one more deadline.
         interrupt.arm()
-        sws_freeContext(scaler)
         avcodec_free_context(&decoder)
         avformat_close_input(&format)
         var packet: UnsafeMutablePointer<AVPacket>? = packet
@@ -262,57 +260,18 @@ private final class Context {
         }
     }
 
-    /// Converts the current decoded frame into a pooled RGB24 buffer at its own size.
+    /// Converts the current decoded frame into a pooled RGB24 buffer at its own size, with the colour matrix
+    /// and range the frame declares, as the ffmpeg CLI's scale filter does.
     func convert(input: String, pool: PixelBufferPool) throws -> PixelBuffer {
-        let width = frame.pointee.width, height = frame.pointee.height
-        let key = ScalerKey(width: width, height: height, format: frame.pointee.format,
-                            range: frame.pointee.color_range.rawValue, space: frame.pointee.colorspace.rawValue)
-        if key != scalerKey {
-            try configureScaler(key, input: input)
-        }
-        let pixels = pool.take(width: Int(width), height: Int(height))
-        var dst: (UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<UInt8>?)
-            = (pixels.bytes.assumingMemoryBound(to: UInt8.self), nil, nil, nil)
-        var dstStride: (Int32, Int32, Int32, Int32) = (Int32(pixels.rowBytes), 0, 0, 0)
-        let rows = withUnsafePointer(to: &frame.pointee.data) { data in
-            withUnsafePointer(to: &frame.pointee.linesize) { linesize in
-                withUnsafePointer(to: &dst) { dst in
-                    withUnsafePointer(to: &dstStride) { dstStride in
-                        sws_scale(scaler,
-                                  UnsafeRawPointer(data).assumingMemoryBound(to: UnsafePointer<UInt8>?.self),
-                                  UnsafeRawPointer(linesize).assumingMemoryBound(to: Int32.self),
-                                  0, height,
-                                  UnsafeRawPointer(dst).assumingMemoryBound(to: UnsafeMutablePointer<UInt8>?.self),
-                                  UnsafeRawPointer(dstStride).assumingMemoryBound(to: Int32.self))
-                    }
-                }
+        let range = frame.pointee.color_range
+        let key = RGBScaler.Key(width: frame.pointee.width, height: frame.pointee.height, format: frame.pointee.format,
+                                fullRange: range == AVCOL_RANGE_UNSPECIFIED ? nil : range == AVCOL_RANGE_JPEG,
+                                colorspace: Int32(frame.pointee.colorspace.rawValue))
+        return try withUnsafePointer(to: &frame.pointee.data) { planes in
+            try withUnsafePointer(to: &frame.pointee.linesize) { strides in
+                try scaler.convert(planes: UnsafeRawPointer(planes), strides: UnsafeRawPointer(strides), key: key, pool: pool, input: input)
             }
         }
-        guard rows == height else {
-            pixels.recycle()
-            throw CaptureError(input: input, reason: "converting a \(width)x\(height) frame to RGB24 failed")
-        }
-        return pixels
-    }
-
-    private func configureScaler(_ key: ScalerKey, input: String) throws {
-        scaler = sws_getCachedContext(scaler, key.width, key.height, AVPixelFormat(key.format),
-                                      key.width, key.height, AV_PIX_FMT_RGB24, SWS_BILINEAR, nil, nil, nil)
-        guard let scaler else {
-            scalerKey = nil
-            let name = av_get_pix_fmt_name(AVPixelFormat(key.format)).map { String(cString: $0) } ?? "\(key.format)"
-            throw CaptureError(input: input, reason: "cannot convert pixel format \(name) to RGB24")
-        }
-        // Like the CLI's scale filter: take the matrix and range the frame declares rather than swscale's defaults.
-        var invTable: UnsafeMutablePointer<Int32>?, table: UnsafeMutablePointer<Int32>?
-        var srcRange: Int32 = 0, dstRange: Int32 = 0, brightness: Int32 = 0, contrast: Int32 = 0, saturation: Int32 = 0
-        sws_getColorspaceDetails(scaler, &invTable, &srcRange, &table, &dstRange, &brightness, &contrast, &saturation)
-        let coefficients = sws_getCoefficients(Int32(key.space))
-        if key.range != AVCOL_RANGE_UNSPECIFIED.rawValue {
-            srcRange = key.range == AVCOL_RANGE_JPEG.rawValue ? 1 : 0
-        }
-        sws_setColorspaceDetails(scaler, coefficients, srcRange, coefficients, dstRange, brightness, contrast, saturation)
-        scalerKey = key
     }
 
     private static func firstVideoCodecName(_ format: UnsafeMutablePointer<AVFormatContext>) -> String {
@@ -324,12 +283,6 @@ private final class Context {
         }
         return "unknown"
     }
-}
-
-/// What the cached swscale context was configured for.
-private struct ScalerKey: Equatable {
-    var width, height, format: Int32
-    var range, space: UInt32
 }
 
 private func averrorText(_ status: Int32) -> String {
