@@ -183,7 +183,8 @@ private struct ConfigReader {
 
     static let topKeys = ["model", "labels", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds", "sources"]
     static let socketKeys = ["path", "mode", "group", "queue_limit"]
-    static let sourceKeys = ["name", "input", "policy", "fps_limit", "realtime", "realtime_fps", "ring_capacity", "io_timeout"]
+    static let sourceKeys = ["name", "input", "policy", "fps_limit", "realtime", "realtime_fps", "ring_capacity", "io_timeout",
+                             "width", "height", "capture_fps"]
 
     mutating func problem(_ node: Node?, _ path: String, _ message: String) {
         problems.append(ConfigError.Problem(origin: origin, line: node?.mark?.line, keyPath: path, message: message))
@@ -318,6 +319,15 @@ private struct ConfigReader {
         if let node = fields["io_timeout"], let value = positive(node, "\(path).io_timeout") {
             options.ioTimeout = .milliseconds(Int64((value * 1000).rounded()))
         }
+        for key in ["width", "height"] {
+            guard let node = fields[key], !node.isNull, let value = integer(node, "\(path).\(key)") else { continue }
+            if value >= 1 {
+                if key == "width" { options.captureWidth = value } else { options.captureHeight = value }
+            } else {
+                problem(node, "\(path).\(key)", "must be 1 or more, got \(value)")
+            }
+        }
+        if let node = fields["capture_fps"], !node.isNull, let value = positive(node, "\(path).capture_fps") { options.captureFPS = value }
         return problems.count == count ? options : nil
     }
 

@@ -20,6 +20,10 @@ public struct SourceOptions: Sendable, Equatable {
     public var fpsLimit: Double?
     /// Bound on each blocking read of a network stream.
     public var ioTimeout: Duration
+    /// What to ask a V4L2 camera for; nil lets negotiation choose (640x480, or the largest up to 1280x720, at up to 30 fps).
+    public var captureWidth: Int?
+    public var captureHeight: Int?
+    public var captureFPS: Double?
 
     public init(name: String, input: String, policy: DropPolicy? = nil, ringCapacity: Int? = nil, realtime: Bool = false,
                 realtimeFPS: Double? = nil, fpsLimit: Double? = nil, ioTimeout: Duration = .seconds(10)) {
@@ -150,7 +154,8 @@ public final class Pipeline: @unchecked Sendable {
     /// V4L2 devices through libv4l2; files, image sequences and stream URLs through FFmpeg.
     public static let openDefault: SourceOpener = { options in
         if options.input.hasPrefix("/dev/video") || options.input.hasPrefix("/dev/v4l/") {
-            return try V4L2Source(device: options.input, sourceID: options.name)
+            return try V4L2Source(device: options.input, sourceID: options.name, width: options.captureWidth,
+                                  height: options.captureHeight, fps: options.captureFPS)
         }
         return try FFmpegSource(input: options.input, sourceID: options.name, ioTimeout: options.ioTimeout)
     }

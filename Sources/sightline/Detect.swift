@@ -38,6 +38,12 @@ struct Detect: ParsableCommand {
     @Option(help: "Seconds a network read may block before the stream counts as stalled.")
     var ioTimeout: Double = 10
 
+    @Option(help: "V4L2 cameras: capture size as WIDTHxHEIGHT (default: negotiated, 640x480 or the largest up to 1280x720).")
+    var size: String?
+
+    @Option(help: "V4L2 cameras: capture frame rate (default: up to 30).")
+    var captureFps: Double?
+
     @Argument(help: "Video files, image files, stream URLs or V4L2 devices.")
     var inputs: [String]
 
@@ -47,6 +53,14 @@ struct Detect: ParsableCommand {
         guard ringCapacity.map({ $0 >= 1 }) ?? true else { throw ValidationError("--ring-capacity must be at least 1") }
         guard fps.map({ $0 > 0 }) ?? true else { throw ValidationError("--fps must be positive") }
         guard ioTimeout > 0 else { throw ValidationError("--io-timeout must be positive") }
+        guard size == nil || captureSize != nil else { throw ValidationError("--size must be WIDTHxHEIGHT, e.g. 1280x720") }
+        guard captureFps.map({ $0 > 0 }) ?? true else { throw ValidationError("--capture-fps must be positive") }
+    }
+
+    private var captureSize: (width: Int, height: Int)? {
+        let parts = (size ?? "").split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { return nil }
+        return (parts[0], parts[1])
     }
 
     func run() throws {
@@ -64,8 +78,11 @@ struct Detect: ParsableCommand {
         }
         var failed = false
         for input in inputs {
-            let options = SourceOptions(name: input, input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
+            var options = SourceOptions(name: input, input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
                                         realtimeFPS: fps, ioTimeout: .milliseconds(Int(ioTimeout * 1000)))
+            options.captureWidth = captureSize?.width
+            options.captureHeight = captureSize?.height
+            options.captureFPS = captureFps
             do {
                 try pipeline.add(options)
             } catch {

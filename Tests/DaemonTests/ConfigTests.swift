@@ -43,6 +43,23 @@ final class ConfigTests: XCTestCase {
         ])
     }
 
+    func testCameraCaptureSettings() throws {
+        let config = try DaemonConfig.parse("""
+            sources:
+              - { name: cam, input: /dev/video0, width: 1280, height: 720, capture_fps: 15 }
+              - { name: other, input: /dev/video1 }
+            """, origin: "c.yaml")
+        XCTAssertEqual(config.sources[0].captureWidth, 1280)
+        XCTAssertEqual(config.sources[0].captureHeight, 720)
+        XCTAssertEqual(config.sources[0].captureFPS, 15)
+        XCTAssertNil(config.sources[1].captureWidth)
+        XCTAssertThrowsError(try DaemonConfig.parse("sources:\n  - { name: cam, input: /dev/video0, width: 0, capture_fps: -1 }\n", origin: "c.yaml")) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("c.yaml:2: sources[0].width: must be 1 or more, got 0"), text)
+            XCTAssertTrue(text.contains("sources[0].capture_fps"), text)
+        }
+    }
+
     func testMinimalConfigTakesDefaults() throws {
         let config = try DaemonConfig.parse("sources:\n  - { name: cam, input: /dev/video0 }\n", origin: "min.yaml")
         XCTAssertEqual(config, DaemonConfig(sources: [SourceOptions(name: "cam", input: "/dev/video0")]))
@@ -143,7 +160,7 @@ final class ConfigTests: XCTestCase {
             #"sightline.yaml:19: sources[3].input: missing: a device (/dev/video0), a stream URL (rtsp://...) or a file"#,
             #"sightline.yaml:20: sources[3].realtime: must be true or false, got "maybe""#,
             #"sightline.yaml:21: sources[4].name: missing: every source needs a unique name"#,
-            #"sightline.yaml:22: sources[4].fps_limt: unknown key (did you mean "fps_limit"?); known keys: name, input, policy, fps_limit, realtime, realtime_fps, ring_capacity, io_timeout"#,
+            #"sightline.yaml:22: sources[4].fps_limt: unknown key (did you mean "fps_limit"?); known keys: name, input, policy, fps_limit, realtime, realtime_fps, ring_capacity, io_timeout, width, height, capture_fps"#,
         ]
         XCTAssertEqual(error.problems.map(\.description), expected, "all problems, in file order")
         XCTAssertEqual(error.description.split(separator: "\n").count, expected.count, "one problem per line")

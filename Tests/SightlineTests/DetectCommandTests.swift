@@ -67,6 +67,21 @@ final class DetectCommandTests: XCTestCase {
         XCTAssertEqual(frames[inputs[2]], Array(0..<795))
     }
 
+    func testImageSequence() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let made = try runProcess("/usr/bin/ffmpeg", ["-v", "error", "-nostdin", "-i", TestPaths.media("vtest.avi"), "-frames:v", "5",
+                                                      dir.appendingPathComponent("img%03d.png").path])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let pattern = dir.appendingPathComponent("img%03d.png").path
+        let result = try runProcess(binary, ["detect", pattern])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let records = try result.stdoutLines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        XCTAssertEqual(records.map { $0["frame"] as? Int }, [0, 1, 2, 3, 4])
+        XCTAssertTrue(records.allSatisfy { $0["source"] as? String == pattern && $0["width"] as? Int == 768 })
+        XCTAssertTrue(records.allSatisfy { !($0["detections"] as! [Any]).isEmpty }, "people in every frame")
+    }
+
     func testThresholdAndTimeFields() throws {
         let result = try runProcess(binary, ["detect", "--threshold", "0.9", TestPaths.media("basketball1.png")])
         XCTAssertEqual(result.status, 0, result.stderr)
