@@ -191,6 +191,24 @@ final class DaemonProcessTests: XCTestCase {
         XCTAssertTrue(last.contains("STOPPING=1"), "\(last)")
     }
 
+    func testUsesTheSocketSystemdPasses() throws {
+        let activate = "/usr/bin/systemd-socket-activate"
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: activate), "systemd-socket-activate is not installed")
+        try writeConfig()
+        // systemd-socket-activate listens, and on the first connection starts the daemon with the socket as fd 3
+        // (LISTEN_FDS=1, LISTEN_PID set), as systemd does for sightline.socket.
+        let activated = dir.appendingPathComponent("activated.sock").path
+        let launcher = try BackgroundProcess(activate, ["-l", activated, binary, "run", "--config", configPath])
+        let subscriber = try LineSubscriber(path: activated)
+        let hello = try XCTUnwrap(subscriber.next(timeout: 20), launcher.stderr)
+        XCTAssertEqual(hello["type"] as? String, "hello")
+        XCTAssertNotNil(subscriber.until(timeout: 15) { $0["type"] as? String == "detections" }.match, "detections on the passed socket")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: socketPath), "the configured path is not used when systemd passes a socket")
+        XCTAssertTrue(launcher.stderr.contains("using the socket passed by systemd"), launcher.stderr)
+        launcher.signal(SIGTERM)
+        XCTAssertEqual(launcher.wait(timeout: 5), 0, launcher.stderr)
+    }
+
     // MARK: Bad configuration and environment
 
     func testInvalidConfigNamesEveryErrorAndStartsNothing() throws {
