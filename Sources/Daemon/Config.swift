@@ -304,9 +304,9 @@ private struct ConfigReader {
                 problem(node, "\(path).policy", "must be \(names), got \"\(value)\"")
             }
         }
-        if let node = fields["fps_limit"], !node.isNull, let value = positive(node, "\(path).fps_limit") { options.fpsLimit = value }
+        if let node = fields["fps_limit"], !node.isNull, let value = rate(node, "\(path).fps_limit") { options.fpsLimit = value }
         if let node = fields["realtime"], let value = boolean(node, "\(path).realtime") { options.realtime = value }
-        if let node = fields["realtime_fps"], !node.isNull, let value = positive(node, "\(path).realtime_fps") {
+        if let node = fields["realtime_fps"], !node.isNull, let value = rate(node, "\(path).realtime_fps") {
             if options.realtime {
                 options.realtimeFPS = value
             } else {
@@ -316,7 +316,7 @@ private struct ConfigReader {
         if let node = fields["ring_capacity"], !node.isNull, let value = integer(node, "\(path).ring_capacity") {
             if value >= 1 { options.ringCapacity = value } else { problem(node, "\(path).ring_capacity", "must be 1 or more, got \(value)") }
         }
-        if let node = fields["io_timeout"], let value = positive(node, "\(path).io_timeout") {
+        if let node = fields["io_timeout"], let value = positive(node, "\(path).io_timeout", atMost: 86400) {
             options.ioTimeout = .milliseconds(Int64((value * 1000).rounded()))
         }
         for key in ["width", "height"] {
@@ -327,7 +327,7 @@ private struct ConfigReader {
                 problem(node, "\(path).\(key)", "must be 1 or more, got \(value)")
             }
         }
-        if let node = fields["capture_fps"], !node.isNull, let value = positive(node, "\(path).capture_fps") { options.captureFPS = value }
+        if let node = fields["capture_fps"], !node.isNull, let value = rate(node, "\(path).capture_fps") { options.captureFPS = value }
         return problems.count == count ? options : nil
     }
 
@@ -419,10 +419,24 @@ private struct ConfigReader {
         return nil
     }
 
-    mutating func positive(_ node: Node, _ path: String) -> Double? {
+    mutating func positive(_ node: Node, _ path: String, atMost limit: Double) -> Double? {
         guard let value = number(node, path) else { return nil }
         guard value > 0 else {
             problem(node, path, "must be greater than 0, got \(format(value))")
+            return nil
+        }
+        guard value <= limit else {
+            problem(node, path, "must be at most \(format(limit)), got \(format(value))")
+            return nil
+        }
+        return value
+    }
+
+    /// A frame rate: 0.001 (one frame in ~17 minutes) to 1000 per second.
+    mutating func rate(_ node: Node, _ path: String) -> Double? {
+        guard let value = positive(node, path, atMost: 1000) else { return nil }
+        guard value >= 0.001 else {
+            problem(node, path, "must be at least 0.001 frames per second, got \(format(value))")
             return nil
         }
         return value

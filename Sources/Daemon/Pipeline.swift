@@ -51,11 +51,13 @@ public final class Pipeline: @unchecked Sendable {
     private let workersDone = DispatchGroup()
     private var captures: [Int: CaptureHandle] = [:]
     private var failures: [CaptureError] = []
+    /// How each ended source ended, announced once its last record is out.
+    private let laneEndings: LaneEndings
     private let onSourceEvent: @Sendable (SourceEvent) -> Void
 
-    /// A source ending, by error or at its end of stream.
+    /// A source ending, by error or at its end of stream (not when removed or stopped), sent after its last record.
     public enum SourceEvent: Sendable {
-        case ended(name: String, lane: Int)
+        case ended(name: String, lane: Int, live: Bool)
         case failed(name: String, lane: Int, error: CaptureError)
     }
 
@@ -63,11 +65,23 @@ public final class Pipeline: @unchecked Sendable {
         let options: SourceOptions
         let source: any FrameSource
         let lane: Int
+        let live: Bool
         let done = DispatchGroup()
-        init(options: SourceOptions, source: any FrameSource, lane: Int) {
+        /// Signalled to cut a pacing wait short when the source is removed or the pipeline stops.
+        let wake = DispatchSemaphore(value: 0)
+        private let lock = NSLock()
+        private var stopping = false
+        init(options: SourceOptions, source: any FrameSource, lane: Int, live: Bool) {
             self.options = options
             self.source = source
             self.lane = lane
+            self.live = live
+        }
+        var isStopping: Bool { lock.withLock { stopping } }
+        func stop() {
+            lock.withLock { stopping = true }
+            source.close()
+            wake.signal()
         }
     }
 
@@ -76,7 +90,11 @@ public final class Pipeline: @unchecked Sendable {
                 onSourceEvent: @escaping @Sendable (SourceEvent) -> Void = { _ in },
                 emit: @escaping @Sendable (DetectionRecord) -> Void) throws {
         ring = FrameRing()
-        sink = OrderedSink(emit: emit)
+        let endings = LaneEndings()
+        sink = OrderedSink(emit: emit, laneFinished: { lane in
+            if let event = endings.take(lane) { onSourceEvent(event) }
+        })
+        self.laneEndings = endings
         self.thresholds = thresholds
         self.onSourceEvent = onSourceEvent
         let detectors = try (0..<threads).map { _ in try model.makeDetector() }
@@ -100,15 +118,23 @@ public final class Pipeline: @unchecked Sendable {
         set { lock.withLock { thresholds = newValue } }
     }
 
-    /// Opens the source and starts its capture thread. Throws `CaptureError` if it cannot be opened.
+    /// Opens the source, then asks `admit` (with the lane and whether the source is live) before its capture
+    /// thread starts: the caller can record the lane, announce the source, or decline (nil is returned).
+    /// Throws `CaptureError` if the source cannot be opened.
     @discardableResult
-    public func add(_ options: SourceOptions, opener: SourceOpener = Pipeline.openDefault) throws -> Int {
+    public func add(_ options: SourceOptions, opener: SourceOpener = Pipeline.openDefault,
+                    admit: (_ lane: Int, _ live: Bool) -> Bool = { _, _ in true }) throws -> Int? {
         let source = try opener(options)
         let live = source.isLive || options.realtime
         let policy = options.policy ?? (live ? .latest : .lossless)
         let capacity = options.ringCapacity ?? (policy == .latest ? 1 : 2 * max(workers.count, 1) + 2)
         let lane = ring.addSource(capacity: capacity, policy: policy)
-        let handle = CaptureHandle(options: options, source: source, lane: lane)
+        guard admit(lane, live) else {
+            ring.discard(lane: lane)
+            source.close()
+            return nil
+        }
+        let handle = CaptureHandle(options: options, source: source, lane: lane, live: live)
         lock.withLock { captures[lane] = handle }
         handle.done.enter()
         let thread = Thread { [ring] in
@@ -124,14 +150,14 @@ public final class Pipeline: @unchecked Sendable {
     /// (A source that ended or failed by itself needs no removal: its queued frames are still detected.)
     public func remove(lane: Int) {
         guard let handle = lock.withLock({ captures.removeValue(forKey: lane) }) else { return }
-        ring.discard(lane: lane)
-        handle.source.close()
+        handle.stop()
+        sink.finish(lane: lane, total: ring.discard(lane: lane))
         handle.done.wait()
     }
 
     public func stats(lane: Int) -> FrameRing.LaneStats { ring.stats(lane: lane) }
 
-    /// Errors of sources that failed after opening.
+    /// The first errors of sources that failed after opening (kept for `detect`'s exit status; bounded).
     public var sourceFailures: [CaptureError] { lock.withLock { failures } }
 
     /// For a batch run: no more sources will be added. Waits until every source has ended and every
@@ -144,8 +170,7 @@ public final class Pipeline: @unchecked Sendable {
     /// Drains: stops capture, lets workers finish the frames in flight (queued ones are dropped), waits for them.
     public func stop() {
         let handles = lock.withLock { Array(captures.values) }
-        for handle in handles { handle.source.close() }
-        for handle in handles { ring.close(lane: handle.lane) }
+        for handle in handles { handle.stop() }
         ring.stop()
         workersDone.wait()
         for handle in handles { handle.done.wait() }
@@ -172,8 +197,11 @@ public final class Pipeline: @unchecked Sendable {
                     let fps = options.realtimeFPS ?? handle.source.frameRate ?? 25
                     let position = options.realtimeFPS == nil ? (frame.pts ?? Double(frame.sequence) / fps) : Double(frame.sequence) / fps
                     if pacing == nil { pacing = (clock.now, position) }
-                    let due = pacing!.start + .seconds(max(0, position - pacing!.firstPTS))
-                    if due > clock.now { Thread.sleep(forTimeInterval: Double((due - clock.now).components.attoseconds) / 1e18 + Double((due - clock.now).components.seconds)) }
+                    let wait = pacing!.start + .seconds(max(0, position - pacing!.firstPTS)) - clock.now
+                    if wait > .zero, handle.wake.wait(timeout: .now() + .nanoseconds(Int(min(wait, .seconds(3600)) / .nanoseconds(1)))) == .success {
+                        frame.pixels.recycle()
+                        break
+                    }
                     frame = Frame(sourceID: frame.sourceID, sequence: frame.sequence, pts: frame.pts, captureTime: Date(),
                                   captureInstant: clock.now, pixels: frame.pixels)
                 }
@@ -184,18 +212,22 @@ public final class Pipeline: @unchecked Sendable {
                 lastAccepted = frame.captureInstant
                 guard ring.push(frame, lane: handle.lane) else { break }
             }
-            ring.close(lane: handle.lane)
-            lock.withLock { captures[handle.lane] = nil }
-            onSourceEvent(.ended(name: options.name, lane: handle.lane))
+            if !handle.isStopping { laneEndings.set(.ended(name: options.name, lane: handle.lane, live: handle.live), lane: handle.lane) }
+            finishLane(handle)
         } catch {
             let failure = error as? CaptureError ?? CaptureError(input: options.input, reason: "\(error)")
             lock.withLock {
-                failures.append(failure)
-                captures[handle.lane] = nil
+                if failures.count < 100 { failures.append(failure) }
             }
-            ring.close(lane: handle.lane)
-            onSourceEvent(.failed(name: options.name, lane: handle.lane, error: failure))
+            if !handle.isStopping { laneEndings.set(.failed(name: options.name, lane: handle.lane, error: failure), lane: handle.lane) }
+            finishLane(handle)
         }
+    }
+
+    /// The capture side is done: the lane drains, and the sink learns its total if nothing is left to drain.
+    private func finishLane(_ handle: CaptureHandle) {
+        lock.withLock { _ = captures.removeValue(forKey: handle.lane) }
+        if let total = ring.close(lane: handle.lane) { sink.finish(lane: handle.lane, total: total) }
     }
 
     private func work(detector: Detector, ring: FrameRing, sink: OrderedSink) {
@@ -217,8 +249,17 @@ public final class Pipeline: @unchecked Sendable {
             } catch {
                 frame.pixels.recycle()
                 StandardError.write("sightline: detection failed on \(frame.sourceID) frame \(frame.sequence): \(error)\n")
-                sink.skip(lane: job.lane, order: job.order)
+                sink.skip(lane: job.lane, order: job.order, droppedBefore: job.droppedBefore)
             }
+            if job.isLast { sink.finish(lane: job.lane, total: job.order + 1) }
         }
     }
+}
+
+/// Source endings waiting for their lane's last record.
+private final class LaneEndings: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [Int: Pipeline.SourceEvent] = [:]
+    func set(_ event: Pipeline.SourceEvent, lane: Int) { lock.withLock { events[lane] = event } }
+    func take(_ lane: Int) -> Pipeline.SourceEvent? { lock.withLock { events.removeValue(forKey: lane) } }
 }

@@ -17,6 +17,7 @@ public final class Service: @unchecked Sendable {
         var lane: Int?
         var opening = false
         var finished = false
+        /// Consecutive failures; reset once the source delivers a record, so one that opens and dies backs off too.
         var failures = 0
         var retryAt: ContinuousClock.Instant = .now
         var lastSent: ContinuousClock.Instant = .now
@@ -29,9 +30,8 @@ public final class Service: @unchecked Sendable {
     }
 
     private enum Event {
-        case opened(name: String, generation: Int, lane: Int)
         case openFailed(name: String, generation: Int, error: String)
-        case ended(lane: Int)
+        case ended(lane: Int, live: Bool)
         case failed(lane: Int, error: String)
     }
 
@@ -40,6 +40,7 @@ public final class Service: @unchecked Sendable {
     private let configPath: String
     private let model: Model
     private let server: SocketServer
+    private let hello: HelloState
     private var pipeline: Pipeline!
     private let notifier: SystemdNotifier
     private let logger: Logger
@@ -49,6 +50,7 @@ public final class Service: @unchecked Sendable {
     private var recordsSinceWatchdog = 0
     private var recordsEmitted = 0
     private var lastWatchdog = ContinuousClock.now
+    private var lastRateUpdate = ContinuousClock.now
     private var stopping = false
     private let clock = ContinuousClock()
 
@@ -58,53 +60,57 @@ public final class Service: @unchecked Sendable {
         self.configPath = configPath
         self.notifier = notifier
         self.logger = logger
-        model = try Model(path: config.model ?? defaultModel, labelsPath: config.labels)
+        let model = try Model(path: config.model ?? defaultModel, labelsPath: config.labels)
+        self.model = model
         if !model.referenceKernels.isEmpty {
             logger.warning("\(model.referenceKernels.count) layer(s) run on oneDNN reference kernels (about 100x slower)",
                            metadata: ["layers": "\(model.referenceKernels.joined(separator: "; "))"])
         }
-        let helloState = HelloState()
+        // Complete before the socket accepts anyone: systemd may have queued connections already.
+        hello = HelloState(model: model.path, labels: (1...max(model.classCount, 1)).map { model.labels.name(for: $0) },
+                           sources: config.sources.map(\.name))
         let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group)
-        if let activated = SystemdSocketActivation.listenDescriptors().first {
-            server = try SocketServer(listeningDescriptor: activated.fd, options: options, hello: helloState.line)
-            logger.info("using the socket passed by systemd", metadata: ["fd": "\(activated.fd)"])
+        let activated = SystemdSocketActivation.listenDescriptors().first
+        let greeting = hello
+        if let activated {
+            server = try SocketServer(listeningDescriptor: activated.fd, options: options, hello: { greeting.line() })
         } else {
-            server = try SocketServer(path: config.socket.path, options: options, hello: helloState.line)
+            server = try SocketServer(path: config.socket.path, options: options, hello: { greeting.line() })
         }
-        let labels = (1...max(model.classCount, 1)).map { model.labels.name(for: $0) }
-        helloState.make = { [unowned self] in
-            ServiceRecord.hello(version: Self.version, model: model.path, labels: labels, sources: self.sourceNames)
+        do {
+            pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.thresholds,
+                                    onSourceEvent: { [unowned self] event in
+                                        switch event {
+                                        case .ended(_, let lane, let live): post(.ended(lane: lane, live: live))
+                                        case .failed(_, let lane, let error): post(.failed(lane: lane, error: error.reason))
+                                        }
+                                    },
+                                    emit: { [unowned self] record in deliver(record) })
+        } catch {
+            server.close(flushTimeout: .zero)
+            throw error
         }
-        pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.thresholds,
-                                onSourceEvent: { [unowned self] event in
-                                    switch event {
-                                    case .ended(_, let lane): post(.ended(lane: lane))
-                                    case .failed(_, let lane, let error): post(.failed(lane: lane, error: error.reason))
-                                    }
-                                },
-                                emit: { [unowned self] record in deliver(record) })
         lock.withLock {
             for options in config.sources { addSupervised(options) }
         }
-        logger.info("listening", metadata: ["socket": "\(config.socket.path)", "workers": "\(config.workerCount)",
-                                           "model": "\(model.path)"])
+        logger.info(activated == nil ? "listening" : "listening on the socket passed by systemd",
+                    metadata: ["socket": "\(activated.map { "fd \($0.fd)" } ?? config.socket.path)",
+                               "workers": "\(config.workerCount)", "model": "\(model.path)"])
     }
-
-    private var sourceNames: [String] { lock.withLock { config.sources.map(\.name) } }
 
     /// Runs until SIGTERM or SIGINT; SIGHUP reloads the configuration. Returns the exit status.
     public func run() -> Int32 {
         for signal in [SIGTERM, SIGINT, SIGHUP] { Foundation.signal(signal, SIG_IGN) }
-        let signals = DispatchQueue(label: "sightline.signals")
         let stop = DispatchSemaphore(value: 0)
         var handlers: [DispatchSourceSignal] = []
         for signal in [SIGTERM, SIGINT] {
-            let source = DispatchSource.makeSignalSource(signal: signal, queue: signals)
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: DispatchQueue(label: "sightline.stop"))
             source.setEventHandler { stop.signal() }
             source.resume()
             handlers.append(source)
         }
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: signals)
+        // Reloads get their own queue, so a slow reload never delays SIGTERM.
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "sightline.reload"))
         hup.setEventHandler { [unowned self] in reload() }
         hup.resume()
         handlers.append(hup)
@@ -140,6 +146,7 @@ public final class Service: @unchecked Sendable {
             recordsEmitted += 1
             if let s = sources[record.source] {
                 s.records += 1
+                s.failures = 0
                 s.lastSent = clock.now
             }
         }
@@ -160,40 +167,29 @@ public final class Service: @unchecked Sendable {
     private func tick() {
         let now = clock.now
         var lines: [String] = []
+        var logs: [(Logger.Level, Logger.Message, Logger.Metadata)] = []
         var toOpen: [Supervised] = []
-        var toRemove: [Int] = []
         lock.lock()
         for event in events {
             switch event {
-            case .opened(let name, let generation, let lane):
-                guard let s = sources[name], s.generation == generation else {
-                    toRemove.append(lane)
-                    continue
-                }
-                s.opening = false
-                s.lane = lane
-                s.failures = 0
-                s.lastSent = now
-                lines.append(ServiceRecord.sourceUp(source: name, input: s.options.input))
-                logger.info("source up", metadata: ["source": "\(name)", "input": "\(s.options.input)"])
             case .openFailed(let name, let generation, let error):
                 guard let s = sources[name], s.generation == generation else { continue }
                 s.opening = false
-                lines.append(markDown(s, reason: error, now: now))
-            case .ended(let lane):
+                lines.append(markDown(s, reason: error, now: now, logs: &logs))
+            case .ended(let lane, let live):
                 guard let s = sources.values.first(where: { $0.lane == lane }) else { continue }
                 s.lane = nil
-                if s.options.realtime || isLiveInput(s.options.input) {
-                    lines.append(markDown(s, reason: "end of stream", now: now))
+                if live {
+                    lines.append(markDown(s, reason: "end of stream", now: now, logs: &logs))
                 } else {
                     s.finished = true
                     lines.append(ServiceRecord.sourceDown(source: s.options.name, reason: "end of file", retryInSeconds: nil))
-                    logger.info("source finished", metadata: ["source": "\(s.options.name)"])
+                    logs.append((.info, "source finished", ["source": "\(s.options.name)"]))
                 }
             case .failed(let lane, let error):
                 guard let s = sources.values.first(where: { $0.lane == lane }) else { continue }
                 s.lane = nil
-                lines.append(markDown(s, reason: error, now: now))
+                lines.append(markDown(s, reason: error, now: now, logs: &logs))
             }
         }
         events.removeAll()
@@ -210,55 +206,52 @@ public final class Service: @unchecked Sendable {
         }
         lock.unlock()
 
+        for (level, message, metadata) in logs { logger.log(level: level, message, metadata: metadata) }
         for line in lines { server.broadcast(line) }
-        for lane in toRemove { pipeline.remove(lane: lane) }
         for s in toOpen { open(s) }
         updateRates(now: now)
         pingWatchdog(now: now)
     }
 
-    /// Liveness that cannot lie: ping only when frames were detected since the last ping, or when none
-    /// are waiting (idle is not stalled). A wedged worker stops the pings and systemd restarts us.
-    private func pingWatchdog(now: ContinuousClock.Instant) {
-        guard let interval = notifier.watchdogPingInterval, now - lastWatchdog >= interval else { return }
-        let healthy = lock.withLock { () -> Bool in
-            let progressed = recordsSinceWatchdog > 0
-            recordsSinceWatchdog = 0
-            return progressed || sources.values.allSatisfy { s in s.lane.map { pipeline.stats(lane: $0).queued == 0 } ?? true }
-        }
-        if healthy {
-            lastWatchdog = now
-            try? notifier.watchdog()
-        }
-    }
-
     /// Schedules the next attempt: 1 s, 2 s, 4 s ... up to 30 s, each +-20 %. Must hold `lock`.
-    private func markDown(_ s: Supervised, reason: String, now: ContinuousClock.Instant) -> String {
+    private func markDown(_ s: Supervised, reason: String, now: ContinuousClock.Instant,
+                          logs: inout [(Logger.Level, Logger.Message, Logger.Metadata)]) -> String {
         s.failures += 1
         let base = min(30, pow(2, Double(s.failures - 1)))
         let delay = base * Double.random(in: 0.8...1.2)
         s.retryAt = now + .milliseconds(Int(delay * 1000))
         s.lastSent = now
-        logger.warning("source down", metadata: ["source": "\(s.options.name)", "reason": "\(reason)",
-                                                 "retry_in_s": "\(String(format: "%.1f", delay))"])
+        logs.append((.warning, "source down", ["source": "\(s.options.name)", "reason": "\(reason)",
+                                               "retry_in_s": "\(String(format: "%.1f", delay))"]))
         return ServiceRecord.sourceDown(source: s.options.name, reason: reason, retryInSeconds: delay)
     }
 
-    /// Opening can block for the I/O timeout; it runs on its own thread.
+    /// Opening can block for the I/O timeout, so it runs on its own thread. The source is announced
+    /// (`source_up`) and its lane recorded before its first frame can be captured.
     private func open(_ s: Supervised) {
         let options = s.options, generation = s.generation
         Thread { [self] in
             do {
-                let lane = try pipeline.add(options, opener: Service.opener)
-                post(.opened(name: options.name, generation: generation, lane: lane))
+                try pipeline.add(options, opener: Pipeline.openDefault) { lane, _ in
+                    let current = lock.withLock { () -> Bool in
+                        guard let s = sources[options.name], s.generation == generation else { return false }
+                        s.opening = false
+                        s.lane = lane
+                        s.lastSent = clock.now
+                        return true
+                    }
+                    guard current else { return false }
+                    server.broadcast(ServiceRecord.sourceUp(source: options.name, input: options.input))
+                    logger.info("source up", metadata: ["source": "\(options.name)", "input": "\(options.input)"])
+                    return true
+                }
             } catch {
                 post(.openFailed(name: options.name, generation: generation, error: (error as? CaptureError)?.reason ?? "\(error)"))
             }
         }.start()
     }
 
-    private var lastRateUpdate = ContinuousClock.now
-
+    /// STATUS= with each source's records per second over the last two seconds.
     private func updateRates(now: ContinuousClock.Instant) {
         let elapsed = now - lastRateUpdate
         guard elapsed >= .seconds(2) else { return }
@@ -278,6 +271,21 @@ public final class Service: @unchecked Sendable {
         try? notifier.status(status)
     }
 
+    /// Liveness that cannot lie: ping only when frames were detected since the last ping, or when none
+    /// are waiting (idle is not stalled). A wedged worker stops the pings and systemd restarts us.
+    private func pingWatchdog(now: ContinuousClock.Instant) {
+        guard let interval = notifier.watchdogPingInterval, now - lastWatchdog >= interval else { return }
+        let lanes = lock.withLock { () -> (progressed: Bool, lanes: [Int]) in
+            let progressed = recordsSinceWatchdog > 0
+            recordsSinceWatchdog = 0
+            return (progressed, sources.values.compactMap(\.lane))
+        }
+        if lanes.progressed || lanes.lanes.allSatisfy({ pipeline.stats(lane: $0).queued == 0 }) {
+            lastWatchdog = now
+            try? notifier.watchdog()
+        }
+    }
+
     // MARK: Reload
 
     private func reload() {
@@ -291,7 +299,7 @@ public final class Service: @unchecked Sendable {
             return
         }
         var toRemove: [Int] = []
-        lock.withLock {
+        let needsRestart = lock.withLock { () -> Bool in
             let old = Dictionary(uniqueKeysWithValues: config.sources.map { ($0.name, $0) })
             let new = Dictionary(uniqueKeysWithValues: fresh.sources.map { ($0.name, $0) })
             for (name, options) in old where new[name] != options {
@@ -299,32 +307,38 @@ public final class Service: @unchecked Sendable {
                 sources[name] = nil
             }
             for options in fresh.sources where old[options.name] != options { addSupervised(options) }
-            if fresh.model != config.model || fresh.labels != config.labels || fresh.workers != config.workers || fresh.socket != config.socket {
-                logger.warning("model, labels, workers and socket changes take effect on restart")
-            }
+            let restart = fresh.model != config.model || fresh.labels != config.labels || fresh.workers != config.workers
+                || fresh.socket != config.socket
             config.sources = fresh.sources
             config.thresholds = fresh.thresholds
             config.heartbeat = fresh.heartbeat
+            return restart
         }
+        hello.setSources(fresh.sources.map(\.name))
+        if needsRestart { logger.warning("model, labels, workers and socket changes take effect on restart") }
         pipeline.currentThresholds = fresh.thresholds
         for lane in toRemove { pipeline.remove(lane: lane) }
         logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)", "restarted": "\(toRemove.count)"])
         try? notifier.ready()
     }
-
-    // MARK: Sources
-
-    static let opener: Pipeline.SourceOpener = { options in
-        try Pipeline.openDefault(options)
-    }
-
-    private func isLiveInput(_ input: String) -> Bool {
-        input.contains("://") || input.hasPrefix("/dev/")
-    }
 }
 
-/// The hello line, built on demand for each new subscriber.
+/// What a new subscriber's `hello` says; read on the socket's I/O thread, updated on reload.
 private final class HelloState: @unchecked Sendable {
-    var make: (() -> String)?
-    func line() -> String { make?() ?? "" }
+    private let lock = NSLock()
+    private let model: String
+    private let labels: [String]
+    private var sources: [String]
+
+    init(model: String, labels: [String], sources: [String]) {
+        self.model = model
+        self.labels = labels
+        self.sources = sources
+    }
+
+    func setSources(_ names: [String]) { lock.withLock { sources = names } }
+
+    func line() -> String {
+        ServiceRecord.hello(version: Service.version, model: model, labels: labels, sources: lock.withLock { sources })
+    }
 }

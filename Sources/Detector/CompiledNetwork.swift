@@ -245,7 +245,8 @@ final class CompiledNetwork: @unchecked Sendable {
                 bufferOf[conv.output] = bufferOf[residual]
             } else {
                 allocate(conv.output)
-                copyResidual[i] = residual
+                // A fused projection copies its residual band by band (InferenceEngine) instead.
+                if !fusedProjections.contains(i) { copyResidual[i] = residual }
             }
             let inputs = spec.convolutions.indices.filter { stepOf[$0] == i }.map { spec.convolutions[$0].input } + [residual].compactMap { $0 }
             for t in Set(inputs) where !intermediate.contains(t) && lastUse[t] == i && bufferOf[t] != bufferOf[conv.output] {

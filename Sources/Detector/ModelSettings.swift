@@ -59,8 +59,10 @@ public struct ModelSettings: Sendable, Equatable {
             case "box_scale_factors": settings.boxScaleFactors = try numbers(count: 4)
             case "nms_score_threshold": settings.nmsScoreThreshold = try number()
             case "nms_iou_threshold": settings.nmsIoUThreshold = try number()
-            case "max_detections_per_class": settings.maxDetectionsPerClass = Int(try number())
-            case "max_detections": settings.maxDetections = Int(try number())
+            case "max_detections_per_class", "max_detections":
+                let n = try number()
+                guard n >= 1, n <= 100_000, n.rounded() == n else { throw .sidecar(path: path, reason: "'\(key)' must be a whole number from 1 to 100000") }
+                if key == "max_detections" { settings.maxDetections = Int(n) } else { settings.maxDetectionsPerClass = Int(n) }
             case "labels":
                 if let list = value as? [String] {
                     settings.labels = Dictionary(uniqueKeysWithValues: list.enumerated().map { ($0.offset + 1, $0.element) })

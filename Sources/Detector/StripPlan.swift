@@ -38,6 +38,7 @@ struct StripPlan: Sendable {
             let fits = b.input == a.output && c.input == b.output && b.depthwise && !c.depthwise
                 && c.kernelHeight == 1 && c.kernelWidth == 1 && c.strideHeight == 1 && c.strideWidth == 1
                 && readers[a.output] == 1 && readers[b.output] == 1
+                && !a.postOps.contains(where: Self.isResidual) && !b.postOps.contains(where: Self.isResidual)
                 && spec.tensors[a.output].elements * 4 >= minimumIntermediateBytes
             if fits {
                 plans.append(plan(spec, (i, i + 1, i + 2), budget: stripBudgetBytes))
@@ -47,6 +48,10 @@ struct StripPlan: Sendable {
             }
         }
         return plans
+    }
+
+    private static func isResidual(_ op: NetworkSpec.PostOp) -> Bool {
+        if case .addResidual = op { true } else { false }
     }
 
     private static func plan(_ spec: NetworkSpec, _ layers: (Int, Int, Int), budget: Int) -> StripPlan {

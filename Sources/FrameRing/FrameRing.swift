@@ -18,6 +18,8 @@ public struct DispatchedFrame: Sendable {
     public let order: Int
     /// Frames of this source dropped since its previous dispatched frame.
     public let droppedBefore: Int
+    /// The lane is closed and this was its last frame: `order + 1` orders in all.
+    public let isLast: Bool
 }
 
 /// The bounded buffer between capture threads and detector workers: one fixed-capacity lane per source,
@@ -42,6 +44,8 @@ public final class FrameRing: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var lanes: [Lane] = []
+    /// Lanes still open or holding frames, in round-robin order; finished lanes leave it and free their slots.
+    private var active: [Int] = []
     private var cursor = 0
     private var stopped = false
     private var sealed = false
@@ -63,6 +67,7 @@ public final class FrameRing: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         lanes.append(Lane(slots: Array(repeating: nil, count: capacity), policy: policy))
+        active.append(lanes.count - 1)
         return lanes.count - 1
     }
 
@@ -80,11 +85,7 @@ public final class FrameRing: @unchecked Sendable {
             return false
         }
         if lanes[index].count == lanes[index].slots.count {
-            let oldest = lanes[index].head
-            lanes[index].slots[oldest]?.pixels.recycle()
-            lanes[index].slots[oldest] = nil
-            lanes[index].head = (oldest + 1) % lanes[index].slots.count
-            lanes[index].count -= 1
+            takeOldest(index)?.pixels.recycle()
             lanes[index].droppedTotal += 1
             lanes[index].droppedSinceDispatch += 1
         }
@@ -95,50 +96,54 @@ public final class FrameRing: @unchecked Sendable {
         return true
     }
 
-    /// Marks a source as finished: workers drain what it queued, then stop expecting more.
-    public func close(lane index: Int) {
+    /// Marks a source as finished: workers drain what it queued. Returns the lane's total number of orders
+    /// if it is already drained (else the last dispatched frame carries `isLast`).
+    @discardableResult
+    public func close(lane index: Int) -> Int? {
         condition.lock()
         defer { condition.unlock() }
         lanes[index].open = false
         condition.broadcast()
+        guard lanes[index].count == 0 else { return nil }
+        retire(index)
+        return lanes[index].dispatched
     }
 
     /// Closes a lane and throws away what it still holds (a source removed while running).
-    public func discard(lane index: Int) {
+    /// Returns the lane's total number of orders.
+    @discardableResult
+    public func discard(lane index: Int) -> Int {
         condition.lock()
         defer { condition.unlock() }
         lanes[index].open = false
-        while lanes[index].count > 0 {
-            lanes[index].slots[lanes[index].head]?.pixels.recycle()
-            lanes[index].slots[lanes[index].head] = nil
-            lanes[index].head = (lanes[index].head + 1) % lanes[index].slots.count
-            lanes[index].count -= 1
-        }
+        while let frame = takeOldest(index) { frame.pixels.recycle() }
+        retire(index)
         condition.broadcast()
+        return lanes[index].dispatched
     }
 
     /// The next frame for a worker, fairly across sources. Blocks while every open lane is empty;
-    /// nil once all lanes are closed and drained, or the ring is stopped.
+    /// nil once the ring is sealed and every lane closed and drained, or the ring is stopped.
     public func next() -> DispatchedFrame? {
         condition.lock()
         defer { condition.unlock() }
         while true {
             if stopped { return nil }
-            for step in 0..<lanes.count {
-                let i = (cursor + step) % lanes.count
-                guard lanes[i].count > 0, let frame = lanes[i].slots[lanes[i].head] else { continue }
-                lanes[i].slots[lanes[i].head] = nil
-                lanes[i].head = (lanes[i].head + 1) % lanes[i].slots.count
-                lanes[i].count -= 1
+            for step in 0..<active.count {
+                let position = (cursor + step) % active.count
+                let i = active[position]
+                guard let frame = takeOldest(i) else { continue }
+                let isLast = !lanes[i].open && lanes[i].count == 0
                 let dispatched = DispatchedFrame(frame: frame, lane: i, order: lanes[i].dispatched,
-                                                 droppedBefore: lanes[i].droppedSinceDispatch)
+                                                 droppedBefore: lanes[i].droppedSinceDispatch, isLast: isLast)
                 lanes[i].dispatched += 1
                 lanes[i].droppedSinceDispatch = 0
-                cursor = i + 1
+                cursor = position + 1
+                if isLast { retire(i) }
                 condition.broadcast()
                 return dispatched
             }
-            if sealed && lanes.allSatisfy({ !$0.open }) { return nil }
+            if sealed && active.isEmpty { return nil }
             condition.wait()
         }
     }
@@ -146,15 +151,35 @@ public final class FrameRing: @unchecked Sendable {
     /// Wakes every waiter; queued frames are recycled and nothing more is accepted or handed out.
     public func stop() {
         condition.lock()
+        defer { condition.unlock() }
         stopped = true
+        for i in active {
+            while let frame = takeOldest(i) { frame.pixels.recycle() }
+        }
         condition.broadcast()
-        condition.unlock()
-        for i in lanes.indices { discard(lane: i) }
     }
 
     public func stats(lane index: Int) -> LaneStats {
         condition.lock()
         defer { condition.unlock() }
         return LaneStats(queued: lanes[index].count, dropped: lanes[index].droppedTotal, dispatched: lanes[index].dispatched)
+    }
+
+    /// Must hold the lock.
+    private func takeOldest(_ i: Int) -> Frame? {
+        guard lanes[i].count > 0 else { return nil }
+        let frame = lanes[i].slots[lanes[i].head]
+        lanes[i].slots[lanes[i].head] = nil
+        lanes[i].head = (lanes[i].head + 1) % lanes[i].slots.count
+        lanes[i].count -= 1
+        return frame
+    }
+
+    /// A closed, drained lane leaves the round-robin and frees its slots. Must hold the lock.
+    private func retire(_ i: Int) {
+        guard let position = active.firstIndex(of: i) else { return }
+        active.remove(at: position)
+        if position < cursor { cursor -= 1 }
+        lanes[i].slots = []
     }
 }

@@ -1,52 +1,84 @@
 import Foundation
 
 /// Puts records back in frame order per source although workers finish out of order, stamps the
-/// emit time and capture-to-emit latency, and hands them on in order, one at a time.
+/// emit time, capture-to-emit latency and `seq`, and hands them on in order, one at a time.
 public final class OrderedSink: @unchecked Sendable {
-    private let lock = NSLock()
-    private var nextOrder: [Int: Int] = [:]
-    /// Per lane, records waiting for their turn; nil marks a frame that produced no record.
-    private var pending: [Int: [Int: (DetectionRecord, ContinuousClock.Instant)?]] = [:]
-    private let emit: @Sendable (DetectionRecord) -> Void
+    private enum Entry {
+        case record(DetectionRecord, capturedAt: ContinuousClock.Instant)
+        /// A frame that produced no record; it counts as dropped in the next record.
+        case skipped(droppedBefore: Int)
+    }
 
-    /// `emit` is called under the sink's lock, in order per source.
-    public init(emit: @escaping @Sendable (DetectionRecord) -> Void) {
+    private struct LaneState {
+        var nextOrder = 0
+        var emitted = 0
+        var carriedDrops = 0
+        var pending: [Int: Entry] = [:]
+        /// Set once the lane will dispatch no more frames.
+        var total: Int?
+    }
+
+    private let lock = NSLock()
+    private var lanes: [Int: LaneState] = [:]
+    private let emit: @Sendable (DetectionRecord) -> Void
+    private let laneFinished: @Sendable (Int) -> Void
+
+    /// `emit` is called under the sink's lock, in order per source; `laneFinished` too, after a finished
+    /// lane's last record.
+    public init(emit: @escaping @Sendable (DetectionRecord) -> Void, laneFinished: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.emit = emit
+        self.laneFinished = laneFinished
     }
 
     /// Accepts the record of the `order`-th dispatched frame of source `lane`.
     public func submit(_ record: DetectionRecord, lane: Int, order: Int, capturedAt: ContinuousClock.Instant) {
-        accept((record, capturedAt), lane: lane, order: order)
+        accept(.record(record, capturedAt: capturedAt), lane: lane, order: order)
     }
 
-    /// Gives up the `order`-th slot of `lane` (its frame failed), so later records are not held back.
-    public func skip(lane: Int, order: Int) {
-        accept(nil, lane: lane, order: order)
+    /// Gives up the `order`-th slot of `lane` (its frame failed), so later records are not held back;
+    /// the next record reports it (and the frames dropped before it) in `dropped`.
+    public func skip(lane: Int, order: Int, droppedBefore: Int) {
+        accept(.skipped(droppedBefore: droppedBefore), lane: lane, order: order)
     }
 
-    private func accept(_ entry: (DetectionRecord, ContinuousClock.Instant)?, lane: Int, order: Int) {
+    /// The lane dispatched `total` frames in all; its state goes once the last of them is out.
+    public func finish(lane: Int, total: Int) {
         lock.lock()
         defer { lock.unlock() }
-        pending[lane, default: [:]][order] = .some(entry)
-        var next = nextOrder[lane, default: 0]
-        while let waiting = pending[lane]?.removeValue(forKey: next) {
-            next += 1
-            guard let (ready, captured) = waiting else { continue }
-            var out = ready
-            out.seq = next - 1
-            out.time = Date()
-            let latency = ContinuousClock.now - captured
-            out.latencyMs = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
-            emit(out)
+        lanes[lane, default: LaneState()].total = total
+        forgetIfDone(lane)
+    }
+
+    private func accept(_ entry: Entry, lane: Int, order: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        var state = lanes[lane, default: LaneState()]
+        state.pending[order] = entry
+        while let ready = state.pending.removeValue(forKey: state.nextOrder) {
+            state.nextOrder += 1
+            switch ready {
+            case .skipped(let droppedBefore):
+                state.carriedDrops += droppedBefore + 1
+            case .record(var out, let captured):
+                out.seq = state.emitted
+                out.dropped += state.carriedDrops
+                out.time = Date()
+                let latency = ContinuousClock.now - captured
+                out.latencyMs = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
+                state.emitted += 1
+                state.carriedDrops = 0
+                emit(out)
+            }
         }
-        nextOrder[lane] = next
+        lanes[lane] = state
+        forgetIfDone(lane)
     }
 
-    /// Forgets a source's place (its lane is being reused by a restarted source).
-    public func reset(lane: Int) {
-        lock.lock()
-        defer { lock.unlock() }
-        nextOrder[lane] = nil
-        pending[lane] = nil
+    /// Must hold the lock.
+    private func forgetIfDone(_ lane: Int) {
+        if let state = lanes[lane], let total = state.total, state.nextOrder >= total {
+            lanes[lane] = nil
+            laneFinished(lane)
+        }
     }
 }

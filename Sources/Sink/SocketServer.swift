@@ -91,7 +91,7 @@ public final class SocketServer: @unchecked Sendable {
     }
 
     /// Serves on an already-listening socket (e.g. one passed by systemd socket activation, see
-    /// `activatedListener()`). The server closes the descriptor when it closes; it removes no file.
+    /// `SystemdSocketActivation` in Daemon). The server closes the descriptor when it closes; it removes no file.
     public convenience init(listeningDescriptor fd: Int32, options: Options = Options(), hello: @escaping @Sendable () -> String) throws {
         var accepting: Int32 = 0
         var size = socklen_t(MemoryLayout<Int32>.size)
@@ -123,15 +123,6 @@ public final class SocketServer: @unchecked Sendable {
     deinit {
         Glibc.close(wakeRead)
         Glibc.close(wakeWrite)
-    }
-
-    /// The listening socket systemd passed (fd 3), if `LISTEN_PID` names this process and
-    /// `LISTEN_FDS` is 1.
-    public static func activatedListener() -> Int32? {
-        let env = ProcessInfo.processInfo.environment
-        guard let pid = env["LISTEN_PID"].flatMap({ Int32($0) }), pid == getpid(),
-              env["LISTEN_FDS"] == "1" else { return nil }
-        return 3
     }
 
     /// Queues one JSON line (ending in "\n"; one is added if missing) for every subscriber.
@@ -346,15 +337,16 @@ public final class SocketServer: @unchecked Sendable {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             Self.setNonBlocking(fd)
             let subscriber = Subscriber(fd: fd, limit: options.queueLimit)
+            // Registered before its hello is made, so it misses no line broadcast after the hello:
+            // broadcasts only queue, and the hello goes out ahead of the queue.
+            lock.lock()
+            subscribers.append(subscriber)
+            lock.unlock()
             var greeting = hello()
             if greeting.utf8.last != 0x0A { greeting += "\n" }
             subscriber.out.reserveCapacity(Self.chunkBytes + 4096)
             subscriber.out.append(contentsOf: greeting.utf8)
             active.append(subscriber)
-            // Registered before its hello goes out, so it misses no line broadcast after the hello.
-            lock.lock()
-            subscribers.append(subscriber)
-            lock.unlock()
         }
     }
 

@@ -37,7 +37,6 @@ struct LineQueue {
 
     init(limit: Int) { self.limit = max(1, limit) }
 
-    var isEmpty: Bool { count == 0 }
 
     /// Appends `line`; returns true if the oldest line was dropped to make room.
     @inline(__always)

@@ -51,15 +51,16 @@ struct Detect: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be between 0 and 1") }
         guard ringCapacity.map({ $0 >= 1 }) ?? true else { throw ValidationError("--ring-capacity must be at least 1") }
-        guard fps.map({ $0 > 0 }) ?? true else { throw ValidationError("--fps must be positive") }
-        guard ioTimeout > 0 else { throw ValidationError("--io-timeout must be positive") }
+        guard fps.map({ (0.001...1000).contains($0) }) ?? true else { throw ValidationError("--fps must be between 0.001 and 1000") }
+        guard (0.001...86400).contains(ioTimeout) else { throw ValidationError("--io-timeout must be between 0.001 and 86400 seconds") }
         guard size == nil || captureSize != nil else { throw ValidationError("--size must be WIDTHxHEIGHT, e.g. 1280x720") }
-        guard captureFps.map({ $0 > 0 }) ?? true else { throw ValidationError("--capture-fps must be positive") }
+        guard captureFps.map({ (0.001...1000).contains($0) }) ?? true else { throw ValidationError("--capture-fps must be between 0.001 and 1000") }
     }
 
     private var captureSize: (width: Int, height: Int)? {
-        let parts = (size ?? "").split(separator: "x").compactMap { Int($0) }
-        guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { return nil }
+        let parts = (size ?? "").split(separator: "x", omittingEmptySubsequences: false).compactMap { Int($0) }
+        guard parts.count == 2, parts.allSatisfy({ (1...16384).contains($0) }),
+              (size ?? "").split(separator: "x", omittingEmptySubsequences: false).count == 2 else { return nil }
         return (parts[0], parts[1])
     }
 
@@ -97,6 +98,10 @@ struct Detect: ParsableCommand {
         done.wait()
         if output.isClosed {
             pipeline.stop()
+            if let failure = output.failure {
+                reportError("cannot write the output: \(failure)")
+                throw ExitCode(1)
+            }
             return
         }
         for failure in pipeline.sourceFailures {
@@ -110,25 +115,44 @@ struct Detect: ParsableCommand {
 extension DropPolicy: ExpressibleByArgument {}
 
 /// stdout for JSON lines: written whole, line by line, so a reader sees complete records as they come.
-/// A reader that goes away (EPIPE) ends output quietly, as `head` expects.
+/// A reader that goes away (EPIPE) ends output quietly, as `head` expects; any other write error
+/// (a full disk, say) ends it too, and is kept to be reported.
 final class StandardOutput: @unchecked Sendable {
+    private let lock = NSLock()
     private var closed = false
-    var isClosed: Bool { closed }
+    private var error: String?
+
+    var isClosed: Bool { lock.withLock { closed } }
+    /// Why output stopped, unless the reader simply went away.
+    var failure: String? { lock.withLock { error } }
 
     func write(_ line: String) {
+        lock.lock()
+        defer { lock.unlock() }
         guard !closed else { return }
-        var bytes = Array(line.utf8)
+        let bytes = Array(line.utf8)
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Foundation.write(1, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
+            let n = bytes.withUnsafeBytes { Foundation.write(1, $0.baseAddress! + offset, $0.count - offset) }
+            if n >= 0 {
+                offset += n
+                continue
+            }
+            switch errno {
+            case EINTR:
+                continue
+            case EAGAIN:
+                var ready = pollfd(fd: 1, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&ready, 1, 1000)
+            case EPIPE:
+                closed = true
+                return
+            default:
+                error = String(cString: strerror(errno))
                 closed = true
                 return
             }
-            offset += n
         }
-        bytes.removeAll()
     }
 }
 

@@ -86,8 +86,12 @@ final class DaemonProcessTests: XCTestCase {
         setsockopt(stalled.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
         let reader = try LineSubscriber(path: socketPath)
         // The reader keeps up with everything while the stalled one sleeps through the records.
-        let read = reader.until(timeout: 20) { ($0["seq"] as? Int ?? 0) >= 150 }
-        XCTAssertNotNil(read.match, "the reading subscriber got 150 records")
+        var detected = 0
+        let read = reader.until(timeout: 30) { record in
+            if record["type"] as? String == "detections" { detected += 1 }
+            return detected >= 150
+        }
+        XCTAssertNotNil(read.match, "the reading subscriber got 150 records (\(detected))")
         XCTAssertEqual(read.seen.filter { $0["type"] as? String == "lag" }.count, 0, "the reader never lagged")
         let lag = stalled.until(timeout: 10) { $0["type"] as? String == "lag" }
         let lagRecord = try XCTUnwrap(lag.match, "a stalled subscriber is told it lost records")
@@ -191,6 +195,35 @@ final class DaemonProcessTests: XCTestCase {
         XCTAssertTrue(last.contains("STOPPING=1"), "\(last)")
     }
 
+    func testSourcesThatEndAtOnceAreAnnouncedFirstAndReopened() throws {
+        // One-frame "live" sources end as soon as they open: each must go up, deliver, go down and come back,
+        // and never deliver between its source_down and its next source_up.
+        let names = (0..<4).map { "still\($0)" }
+        try writeConfig(sources: names.map { "  - { name: \($0), input: \(TestPaths.media("messi5.jpg")), realtime: true }" }.joined(separator: "\n"))
+        let daemon = try startDaemon()
+        let subscriber = try LineSubscriber(path: socketPath)
+        var ups: [String: Int] = [:], up: [String: Bool] = [:], trail: [String] = []
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, names.contains(where: { ups[$0, default: 0] < 2 }), let r = subscriber.next(timeout: 5) {
+            let source = r["source"] as? String ?? ""
+            trail.append("\(r["type"] ?? "?") \(source) \(r["seq"] ?? "")")
+            switch r["type"] as? String {
+            case "source_up":
+                ups[source, default: 0] += 1
+                up[source] = true
+            case "source_down":
+                up[source] = false
+            case "detections":
+                // Unknown until the first up/down seen: this subscriber may have connected after the first source_up.
+                XCTAssertNotEqual(up[source], false, "\(source): detections after source_down: \(trail.suffix(12))")
+            default: break
+            }
+        }
+        for name in names { XCTAssertGreaterThanOrEqual(ups[name, default: 0], 2, "\(name) was reopened after it ended: \(ups)") }
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 5), 0, daemon.stderr)
+    }
+
     func testUsesTheSocketSystemdPasses() throws {
         let activate = "/usr/bin/systemd-socket-activate"
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: activate), "systemd-socket-activate is not installed")
@@ -204,7 +237,7 @@ final class DaemonProcessTests: XCTestCase {
         XCTAssertEqual(hello["type"] as? String, "hello")
         XCTAssertNotNil(subscriber.until(timeout: 15) { $0["type"] as? String == "detections" }.match, "detections on the passed socket")
         XCTAssertFalse(FileManager.default.fileExists(atPath: socketPath), "the configured path is not used when systemd passes a socket")
-        XCTAssertTrue(launcher.stderr.contains("using the socket passed by systemd"), launcher.stderr)
+        XCTAssertTrue(launcher.stderr.contains("listening on the socket passed by systemd"), launcher.stderr)
         launcher.signal(SIGTERM)
         XCTAssertEqual(launcher.wait(timeout: 5), 0, launcher.stderr)
     }

@@ -134,6 +134,12 @@ final class DetectCommandTests: XCTestCase {
                                mentioning: ["messi5.jpg"])
     }
 
+    func testAnOutputThatCannotBeWrittenIsAnError() throws {
+        let result = try runProcess("/bin/sh", ["-c", "exec \"$0\" detect \"$1\" > /dev/full", binary, TestPaths.media("messi5.jpg")])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("cannot write the output"), result.stderr)
+    }
+
     func testOneBadInputAmongGoodOnesStillDetectsTheRest() throws {
         let result = try runProcess(binary, ["detect", "/nonexistent.png", TestPaths.media("messi5.jpg")])
         XCTAssertEqual(result.status, 1)

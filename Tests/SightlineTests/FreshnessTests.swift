@@ -6,7 +6,7 @@ import XCTest
 /// and counted, and latency stays bounded instead of growing with a queue.
 final class FreshnessTests: XCTestCase {
     func testOverloadedLiveSourceStaysFreshAndCountsDrops() throws {
-        let fps = 600.0
+        let fps = 1000.0
         let video = TestPaths.media("vtest.avi")
         let result = try runProcess(TestPaths.sightlineBinary, ["detect", "--threads", "2", "--realtime", "--fps", "\(Int(fps))", video])
         XCTAssertEqual(result.status, 0, result.stderr)

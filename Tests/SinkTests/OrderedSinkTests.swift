@@ -27,14 +27,28 @@ final class OrderedSinkTests: XCTestCase {
         }
     }
 
-    func testASkippedFrameDoesNotHoldBackTheRest() {
+    func testASkippedFrameDoesNotHoldBackTheRestAndIsReportedAsDropped() {
         let emitted = EmittedRecords()
         let sink = OrderedSink { emitted.append($0) }
         sink.submit(Self.record("a", frame: 2), lane: 0, order: 2, capturedAt: .now)
         sink.submit(Self.record("a", frame: 0), lane: 0, order: 0, capturedAt: .now)
         XCTAssertEqual(emitted.records.map(\.frame), [0])
-        sink.skip(lane: 0, order: 1)
+        sink.skip(lane: 0, order: 1, droppedBefore: 3)
         XCTAssertEqual(emitted.records.map(\.frame), [0, 2])
+        XCTAssertEqual(emitted.records.map(\.seq), [0, 1], "seq stays contiguous")
+        XCTAssertEqual(emitted.records.map(\.dropped), [0, 4], "the skipped frame and the 3 dropped before it")
+    }
+
+    func testAFinishedLaneIsForgottenOnlyAfterItsLastRecord() {
+        let emitted = EmittedRecords()
+        let sink = OrderedSink { emitted.append($0) }
+        sink.submit(Self.record("a", frame: 1), lane: 0, order: 1, capturedAt: .now)
+        sink.finish(lane: 0, total: 2)
+        sink.submit(Self.record("a", frame: 0), lane: 0, order: 0, capturedAt: .now)
+        XCTAssertEqual(emitted.records.map(\.frame), [0, 1])
+        // A new lane index starts from order 0 again; a forgotten lane leaves nothing behind.
+        sink.submit(Self.record("b", frame: 0), lane: 1, order: 0, capturedAt: .now)
+        XCTAssertEqual(emitted.records.map(\.source), ["a", "a", "b"])
     }
 
     func testLatencyIsStampedAtEmit() {

@@ -365,19 +365,7 @@ final class SocketServerTests: XCTestCase {
 
     // MARK: Socket activation
 
-    func testActivatedListenerAndDescriptorInit() throws {
-        setenv("LISTEN_PID", String(getpid()), 1)
-        setenv("LISTEN_FDS", "1", 1)
-        XCTAssertEqual(SocketServer.activatedListener(), 3)
-        setenv("LISTEN_PID", String(getpid() + 1), 1)
-        XCTAssertNil(SocketServer.activatedListener())
-        setenv("LISTEN_PID", String(getpid()), 1)
-        setenv("LISTEN_FDS", "2", 1)
-        XCTAssertNil(SocketServer.activatedListener())
-        unsetenv("LISTEN_PID")
-        unsetenv("LISTEN_FDS")
-        XCTAssertNil(SocketServer.activatedListener())
-
+    func testListeningDescriptorInit() throws {
         let socketPath = path("activated.sock")
         let fd = try Client.listeningSocket(at: socketPath)
         let server = try SocketServer(listeningDescriptor: fd, options: .init(), hello: { Self.hello })

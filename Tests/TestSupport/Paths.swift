@@ -13,11 +13,10 @@ public enum TestPaths {
     public static let model = repoRoot.appendingPathComponent(".cache/models/pedestrian-ssdlite/frozen_inference_graph.pb").path
     public static func media(_ name: String) -> String { repoRoot.appendingPathComponent(".cache/media/\(name)").path }
 
-    /// The release or debug `sightline` binary built for this test run.
+    /// The `sightline` binary of this test run's build configuration: beside the test executable.
     public static var sightlineBinary: String {
-        let candidates = [".build/debug/sightline", ".build/release/sightline"].map { repoRoot.appendingPathComponent($0).path }
-        let bundleDir = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("sightline").path
-        return ([bundleDir] + candidates).first { FileManager.default.isExecutableFile(atPath: $0) } ?? bundleDir
+        let testExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        return testExecutable.deletingLastPathComponent().appendingPathComponent("sightline").path
     }
 
     public static func temporaryDirectory() throws -> URL {
