@@ -263,15 +263,7 @@ private final class Context {
     /// Converts the current decoded frame into a pooled RGB24 buffer at its own size, with the colour matrix
     /// and range the frame declares, as the ffmpeg CLI's scale filter does.
     func convert(input: String, pool: PixelBufferPool) throws -> PixelBuffer {
-        let range = frame.pointee.color_range
-        let key = RGBScaler.Key(width: frame.pointee.width, height: frame.pointee.height, format: frame.pointee.format,
-                                fullRange: range == AVCOL_RANGE_UNSPECIFIED ? nil : range == AVCOL_RANGE_JPEG,
-                                colorspace: Int32(frame.pointee.colorspace.rawValue))
-        return try withUnsafePointer(to: &frame.pointee.data) { planes in
-            try withUnsafePointer(to: &frame.pointee.linesize) { strides in
-                try scaler.convert(planes: UnsafeRawPointer(planes), strides: UnsafeRawPointer(strides), key: key, pool: pool, input: input)
-            }
-        }
+        try scaler.convert(frame: frame, pool: pool, input: input)
     }
 
     private static func firstVideoCodecName(_ format: UnsafeMutablePointer<AVFormatContext>) -> String {

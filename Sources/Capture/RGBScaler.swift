@@ -15,6 +15,19 @@ final class RGBScaler {
 
     deinit { sws_freeContext(context) }
 
+    /// A decoded frame, with the colour matrix and range it declares.
+    func convert(frame: UnsafeMutablePointer<AVFrame>, pool: PixelBufferPool, input: String) throws -> PixelBuffer {
+        let range = frame.pointee.color_range
+        let key = Key(width: frame.pointee.width, height: frame.pointee.height, format: frame.pointee.format,
+                      fullRange: range == AVCOL_RANGE_UNSPECIFIED ? nil : range == AVCOL_RANGE_JPEG,
+                      colorspace: Int32(frame.pointee.colorspace.rawValue))
+        return try withUnsafePointer(to: &frame.pointee.data) { planes in
+            try withUnsafePointer(to: &frame.pointee.linesize) { strides in
+                try convert(planes: UnsafeRawPointer(planes), strides: UnsafeRawPointer(strides), key: key, pool: pool, input: input)
+            }
+        }
+    }
+
     /// `planes` and `strides` point at swscale's source arrays (four or more plane pointers and line sizes).
     func convert(planes: UnsafeRawPointer, strides: UnsafeRawPointer, key: Key, pool: PixelBufferPool,
                  input: String) throws -> PixelBuffer {

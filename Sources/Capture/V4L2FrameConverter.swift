@@ -72,16 +72,7 @@ final class V4L2FrameConverter {
         case .motionJPEG(let decoder):
             guard let frame = decoder.decode(bytes) else { return nil }
             defer { av_frame_unref(frame) }
-            let range = frame.pointee.color_range
-            let key = RGBScaler.Key(width: frame.pointee.width, height: frame.pointee.height, format: frame.pointee.format,
-                                    fullRange: range == AVCOL_RANGE_UNSPECIFIED ? nil : range == AVCOL_RANGE_JPEG,
-                                    colorspace: Int32(frame.pointee.colorspace.rawValue))
-            return try withUnsafePointer(to: &frame.pointee.data) { planes in
-                try withUnsafePointer(to: &frame.pointee.linesize) { strides in
-                    try scaler.convert(planes: UnsafeRawPointer(planes), strides: UnsafeRawPointer(strides), key: key,
-                                       pool: pool, input: input)
-                }
-            }
+            return try scaler.convert(frame: frame, pool: pool, input: input)
 
         case .rgb24:
             let rowLength = width * 3
