@@ -36,8 +36,7 @@ struct Benchmark {
     /// Each detector runs `iterations` timed passes (after a warm-up) on its own thread, all at once.
     private static func measure(model: Model, detectors: [Detector], iterations: Int) throws -> Measurement {
         let warmup = 20
-        let latencies = LockedArray()
-        let failures = LockedArray()
+        let results = ThreadResults()
         let group = DispatchGroup()
         let threads = detectors.map { detector in
             Thread {
@@ -51,9 +50,9 @@ struct Benchmark {
                         try detector.forward()
                         mine.append(milliseconds(ContinuousClock.now - t))
                     }
-                    latencies.append(mine)
+                    results.add(mine)
                 } catch {
-                    failures.append([0])
+                    results.fail(error)
                 }
                 group.leave()
             }
@@ -64,8 +63,8 @@ struct Benchmark {
             thread.start()
         }
         group.wait()
-        if !failures.values.isEmpty { throw BenchmarkError.forwardFailed }
-        let all = latencies.values.sorted()
+        if let error = results.firstError { throw error }
+        let all = results.latencies.sorted()
         // Throughput over the timed passes only: every thread's timed passes run concurrently.
         let perThreadTimed = all.reduce(0, +) / Double(detectors.count)
         return Measurement(threads: detectors.count, medianMs: all[all.count / 2], p90Ms: all[Int(Double(all.count) * 0.9)],
@@ -90,11 +89,6 @@ struct Benchmark {
     }
 }
 
-enum BenchmarkError: Error, CustomStringConvertible {
-    case forwardFailed
-    var description: String { "a forward pass failed during the benchmark" }
-}
-
 /// Values in [-1, 1], like a normalized image; the same every run.
 private func fillDeterministic(_ input: UnsafeMutableBufferPointer<Float>) {
     for i in input.indices { input[i] = Float((i * 7919 + 13) % 2001) / 1000 - 1 }
@@ -106,9 +100,13 @@ private func milliseconds(_ d: Duration) -> Double {
 
 private func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 
-private final class LockedArray: @unchecked Sendable {
+/// What the benchmark threads measured, or the first error one of them hit.
+private final class ThreadResults: @unchecked Sendable {
     private let lock = NSLock()
-    private var storage: [Double] = []
-    func append(_ values: [Double]) { lock.withLock { storage += values } }
-    var values: [Double] { lock.withLock { storage } }
+    private var measured: [Double] = []
+    private var error: Error?
+    func add(_ values: [Double]) { lock.withLock { measured += values } }
+    func fail(_ error: Error) { lock.withLock { if self.error == nil { self.error = error } } }
+    var latencies: [Double] { lock.withLock { measured } }
+    var firstError: Error? { lock.withLock { error } }
 }

@@ -157,8 +157,14 @@ final class StandardOutput: @unchecked Sendable {
 }
 
 /// One line on stderr naming the problem.
-func reportError(_ error: Error) {
-    StandardError.write("sightline: \(error)\n")
+func reportError(_ message: Any) {
+    StandardError.write("sightline: \(message)\n")
+}
+
+/// A failure of the command itself, worded for the user.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 func warnAboutReferenceKernels(_ model: Model) {
@@ -167,4 +173,3 @@ func warnAboutReferenceKernels(_ model: Model) {
     reportError("WARNING: \(slow.count) layer(s) run on oneDNN's reference kernels, about 100x slower: \(slow.joined(separator: "; "))")
 }
 
-extension String: @retroactive Error {}

@@ -71,13 +71,13 @@ struct Tail: ParsableCommand {
 
 func connectUnix(_ path: String) throws -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw "\(path): cannot create a socket: \(String(cString: strerror(errno)))" }
+    guard fd >= 0 else { throw CommandError("\(path): cannot create a socket: \(String(cString: strerror(errno)))") }
     var address = sockaddr_un()
     address.sun_family = sa_family_t(AF_UNIX)
     let bytes = Array(path.utf8)
     guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
         close(fd)
-        throw "\(path): socket path too long"
+        throw CommandError("\(path): socket path too long")
     }
     withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes + [0]) }
     let result = withUnsafePointer(to: &address) {
@@ -86,7 +86,7 @@ func connectUnix(_ path: String) throws -> Int32 {
     guard result == 0 else {
         let reason = String(cString: strerror(errno))
         close(fd)
-        throw "cannot connect to \(path): \(reason)"
+        throw CommandError("cannot connect to \(path): \(reason)")
     }
     return fd
 }
