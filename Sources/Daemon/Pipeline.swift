@@ -242,7 +242,7 @@ public final class Pipeline: @unchecked Sendable {
                 let record = DetectionRecord(
                     source: frame.sourceID, frame: frame.sequence, seq: job.order, pts: frame.pts, time: Date(),
                     captureTime: frame.captureTime, width: frame.width, height: frame.height, latencyMs: 0,
-                    inferMs: Double(infer.components.seconds) * 1000 + Double(infer.components.attoseconds) / 1e15,
+                    inferMs: infer / .milliseconds(1),
                     dropped: job.droppedBefore, detections: detections)
                 frame.pixels.recycle()
                 sink.submit(record, lane: job.lane, order: job.order, capturedAt: frame.captureInstant)

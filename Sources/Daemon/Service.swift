@@ -256,7 +256,7 @@ public final class Service: @unchecked Sendable {
         let elapsed = now - lastRateUpdate
         guard elapsed >= .seconds(2) else { return }
         lastRateUpdate = now
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed / .seconds(1)
         let status = lock.withLock { () -> String in
             var parts: [String] = []
             for name in config.sources.map(\.name) {

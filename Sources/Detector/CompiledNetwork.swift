@@ -216,7 +216,7 @@ final class CompiledNetwork: @unchecked Sendable {
         var lastUse = [Int](repeating: -1, count: spec.tensors.count)
         for (i, conv) in spec.convolutions.enumerated() {
             lastUse[conv.input] = max(lastUse[conv.input], stepOf[i])
-            for case .addResidual(let r) in conv.postOps { lastUse[r] = max(lastUse[r], stepOf[i]) }
+            if let r = conv.residual { lastUse[r] = max(lastUse[r], stepOf[i]) }
         }
         for head in spec.heads {
             lastUse[head.boxEncodings] = keepForever
@@ -240,7 +240,7 @@ final class CompiledNetwork: @unchecked Sendable {
         }
         allocate(0)
         for (i, conv) in spec.convolutions.enumerated() where !intermediate.contains(conv.output) {
-            let residual = conv.postOps.lazy.compactMap { op -> Int? in if case .addResidual(let r) = op { r } else { nil } }.first
+            let residual = conv.residual
             if let residual, lastUse[residual] == i, residual != conv.input, !fusedProjections.contains(i) {
                 bufferOf[conv.output] = bufferOf[residual]
             } else {

@@ -231,7 +231,8 @@ struct GraphImporter {
             throw .unsupported(node: node.name, op: node.op, reason: "adds tensors of different shapes")
         }
         for (conv, residual, edge) in [(b, a, node.inputs[1]), (a, b, node.inputs[0])] {
-            if let index = producer[conv], consumerCount(edge) == 1, producer[residual] != index {
+            if let index = producer[conv], consumerCount(edge) == 1, producer[residual] != index,
+               spec.convolutions[index].residual == nil {
                 spec.convolutions[index].postOps.append(.addResidual(residual))
                 return conv
             }

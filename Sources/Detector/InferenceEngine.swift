@@ -50,7 +50,7 @@ public final class InferenceEngine: @unchecked Sendable {
             case .strips(let p, let stripKernels):
                 let plan = network.stripPlans[p]
                 let expand = spec.convolutions[plan.layers.expand], project = spec.convolutions[plan.layers.project]
-                let residual = project.postOps.lazy.compactMap { op -> Int? in if case .addResidual(let r) = op { r } else { nil } }.first
+                let residual = project.residual
                 for (kernels, bands) in zip(stripKernels, plan.strips) {
                     let input = tensor(expand.input) + bands[0].inputStart * rowFloats(expand.input)
                     let output = tensor(project.output) + bands[2].outputStart * rowFloats(project.output)

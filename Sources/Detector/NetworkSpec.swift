@@ -26,6 +26,12 @@ struct NetworkSpec: Sendable {
         var weights: [Float]
         var bias: [Float]
         var postOps: [PostOp] = []
+
+        /// The tensor added to the output (a linear bottleneck's input), if any.
+        var residual: Int? {
+            for case .addResidual(let r) in postOps { return r }
+            return nil
+        }
     }
 
     /// One SSD feature-map head: per cell, `anchorsPerCell` box encodings (4 values) and class logits.

@@ -25,7 +25,7 @@ struct StripPlan: Sendable {
         var readers = [Int](repeating: 0, count: spec.tensors.count)
         for conv in spec.convolutions {
             readers[conv.input] += 1
-            for case .addResidual(let r) in conv.postOps { readers[r] += 1 }
+            if let r = conv.residual { readers[r] += 1 }
         }
         for head in spec.heads {
             readers[head.boxEncodings] += 1
@@ -38,7 +38,7 @@ struct StripPlan: Sendable {
             let fits = b.input == a.output && c.input == b.output && b.depthwise && !c.depthwise
                 && c.kernelHeight == 1 && c.kernelWidth == 1 && c.strideHeight == 1 && c.strideWidth == 1
                 && readers[a.output] == 1 && readers[b.output] == 1
-                && !a.postOps.contains(where: Self.isResidual) && !b.postOps.contains(where: Self.isResidual)
+                && a.residual == nil && b.residual == nil
                 && spec.tensors[a.output].elements * 4 >= minimumIntermediateBytes
             if fits {
                 plans.append(plan(spec, (i, i + 1, i + 2), budget: stripBudgetBytes))
@@ -48,10 +48,6 @@ struct StripPlan: Sendable {
             }
         }
         return plans
-    }
-
-    private static func isResidual(_ op: NetworkSpec.PostOp) -> Bool {
-        if case .addResidual = op { true } else { false }
     }
 
     private static func plan(_ spec: NetworkSpec, _ layers: (Int, Int, Int), budget: Int) -> StripPlan {

@@ -94,7 +94,6 @@ public struct JSONLineWriter {
 
     public mutating func field(_ name: String, _ value: String) { key(name); text += Self.quoted(value) }
     public mutating func field(_ name: String, _ value: Int) { key(name); text += String(value) }
-    public mutating func field(_ name: String, _ value: Bool) { key(name); text += value ? "true" : "false" }
     public mutating func field(_ name: String, _ value: Float) { key(name); text += value.isFinite ? "\(value)" : "null" }
     public mutating func field(_ name: String, _ value: Double?) {
         key(name)

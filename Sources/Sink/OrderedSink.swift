@@ -63,8 +63,7 @@ public final class OrderedSink: @unchecked Sendable {
                 out.seq = state.emitted
                 out.dropped += state.carriedDrops
                 out.time = Date()
-                let latency = ContinuousClock.now - captured
-                out.latencyMs = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
+                out.latencyMs = (ContinuousClock.now - captured) / .milliseconds(1)
                 state.emitted += 1
                 state.carriedDrops = 0
                 emit(out)

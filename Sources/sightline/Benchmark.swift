@@ -23,7 +23,7 @@ struct Benchmark {
         let first = try model.makeDetector()
         fillDeterministic(first.input)
         try first.forward()
-        let loadMs = milliseconds(clock.now - start)
+        let loadMs = (clock.now - start) / .milliseconds(1)
 
         var measurements = [try measure(model: model, detectors: [first], iterations: iterations)]
         if threads > 1 {
@@ -48,7 +48,7 @@ struct Benchmark {
                     for _ in 0..<iterations {
                         let t = ContinuousClock.now
                         try detector.forward()
-                        mine.append(milliseconds(ContinuousClock.now - t))
+                        mine.append((ContinuousClock.now - t) / .milliseconds(1))
                     }
                     results.add(mine)
                 } catch {
@@ -92,10 +92,6 @@ struct Benchmark {
 /// Values in [-1, 1], like a normalized image; the same every run.
 private func fillDeterministic(_ input: UnsafeMutableBufferPointer<Float>) {
     for i in input.indices { input[i] = Float((i * 7919 + 13) % 2001) / 1000 - 1 }
-}
-
-private func milliseconds(_ d: Duration) -> Double {
-    Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
 }
 
 private func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }

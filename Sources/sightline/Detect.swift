@@ -58,10 +58,10 @@ struct Detect: ParsableCommand {
     }
 
     private var captureSize: (width: Int, height: Int)? {
-        let parts = (size ?? "").split(separator: "x", omittingEmptySubsequences: false).compactMap { Int($0) }
-        guard parts.count == 2, parts.allSatisfy({ (1...16384).contains($0) }),
-              (size ?? "").split(separator: "x", omittingEmptySubsequences: false).count == 2 else { return nil }
-        return (parts[0], parts[1])
+        let parts = (size ?? "").split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 2, let width = Int(parts[0]), let height = Int(parts[1]),
+              (1...16384).contains(width), (1...16384).contains(height) else { return nil }
+        return (width, height)
     }
 
     func run() throws {
@@ -78,11 +78,11 @@ struct Detect: ParsableCommand {
             }
         }
         var failed = false
+        let capture = captureSize
         for input in inputs {
             var options = SourceOptions(name: input, input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
                                         realtimeFPS: fps, ioTimeout: .milliseconds(Int(ioTimeout * 1000)))
-            options.captureWidth = captureSize?.width
-            options.captureHeight = captureSize?.height
+            (options.captureWidth, options.captureHeight) = (capture?.width, capture?.height)
             options.captureFPS = captureFps
             do {
                 try pipeline.add(options)
