@@ -46,8 +46,9 @@ public final class FFmpegSource: @unchecked Sendable {
         self.context = context
     }
 
-    /// The next decoded frame, or nil at the end of the stream or after `close()`; throws `CaptureError`.
-    public func next() throws -> Frame? {
+    /// The next decoded frame `accept` takes, or nil at the end of the stream or after `close()`; throws `CaptureError`.
+    /// Frames it declines are decoded (later frames depend on them) but not converted.
+    public func next(accepting accept: (ContinuousClock.Instant) -> Bool) throws -> Frame? {
         lock.lock()
         defer { lock.unlock() }
         guard let context else { return nil }
@@ -57,6 +58,10 @@ public final class FFmpegSource: @unchecked Sendable {
                 defer { av_frame_unref(context.frame) }
                 let captureTime = Date()
                 let captureInstant = ContinuousClock.now
+                guard accept(captureInstant) else {
+                    sequence += 1
+                    continue
+                }
                 let pixels = try context.convert(input: input, pool: pool)
                 let pts = context.frame.pointee.best_effort_timestamp
                 let frame = Frame(sourceID: sourceID, sequence: sequence,

@@ -12,6 +12,8 @@ struct Run: ParsableCommand {
     var config: String = DaemonConfig.defaultPath
 
     func run() throws {
+        // Before any thread exists, so that every thread inherits the blocked signals.
+        let signals = BlockedSignals([SIGTERM, SIGINT, SIGHUP])
         LoggingSystem.bootstrap(JournalLogHandler.init)
         let logger = Logger(label: "sightline")
         let loaded = try failingCleanly { try DaemonConfig.load(path: config) }
@@ -20,7 +22,7 @@ struct Run: ParsableCommand {
                         notifier: SystemdNotifier(), logger: logger)
         }
         // Exit straight away: workers and subscribers are already drained; tearing down the engines buys nothing.
-        Foundation.exit(service.run())
+        Foundation.exit(service.run(signals: signals))
     }
 }
 
