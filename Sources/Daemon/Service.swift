@@ -60,14 +60,16 @@ public final class Service: @unchecked Sendable {
         self.configPath = configPath
         self.notifier = notifier
         self.logger = logger
-        let model = try Model(path: config.model ?? defaultModel, labelsPath: config.labels)
+        let model = try Model(path: config.model ?? defaultModel, labelsPath: config.labels, precision: config.precision)
         self.model = model
+        if let warning = model.calibrationWarning { logger.warning("\(warning)") }
+        logger.info("precision \(model.precision.precision.rawValue)", metadata: ["reason": "\(model.precision.reason)"])
         if !model.referenceKernels.isEmpty {
             logger.warning("\(model.referenceKernels.count) layer(s) run on oneDNN reference kernels (about 100x slower)",
                            metadata: ["layers": "\(model.referenceKernels.joined(separator: "; "))"])
         }
         // Complete before the socket accepts anyone: systemd may have queued connections already.
-        hello = HelloState(model: model.path, labels: (1...max(model.classCount, 1)).map { model.labels.name(for: $0) },
+        hello = HelloState(model: model.path, precision: model.precision.precision.rawValue, labels: (1...max(model.classCount, 1)).map { model.labels.name(for: $0) },
                            sources: config.sources.map(\.name))
         let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group)
         let activated = SystemdSocketActivation.listenDescriptors().first
@@ -327,11 +329,13 @@ public final class Service: @unchecked Sendable {
 private final class HelloState: @unchecked Sendable {
     private let lock = NSLock()
     private let model: String
+    private let precision: String
     private let labels: [String]
     private var sources: [String]
 
-    init(model: String, labels: [String], sources: [String]) {
+    init(model: String, precision: String, labels: [String], sources: [String]) {
         self.model = model
+        self.precision = precision
         self.labels = labels
         self.sources = sources
     }
@@ -339,6 +343,6 @@ private final class HelloState: @unchecked Sendable {
     func setSources(_ names: [String]) { lock.withLock { sources = names } }
 
     func line() -> String {
-        ServiceRecord.hello(version: Service.version, model: model, labels: labels, sources: lock.withLock { sources })
+        ServiceRecord.hello(version: Service.version, model: model, precision: precision, labels: labels, sources: lock.withLock { sources })
     }
 }

@@ -6,6 +6,7 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
     case notSSD(String)
     case sidecar(path: String, reason: String)
     case engine(String)
+    case calibration(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -15,6 +16,7 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
         case .notSSD(let reason): "not an SSD MobileNetV2 detection graph: \(reason)"
         case .sidecar(let path, let reason): "bad model settings file \(path): \(reason)"
         case .engine(let reason): "inference engine: \(reason)"
+        case .calibration(let path, let reason): "bad calibration file \(path): \(reason)"
         }
     }
 }

@@ -3,13 +3,14 @@ import Foundation
 /// The daemon's records other than `detections` (docs/SCHEMA.md).
 public enum ServiceRecord {
     /// First line every subscriber receives.
-    public static func hello(version: String, model: String, labels: [String], sources: [String], time: Date = Date()) -> String {
+    public static func hello(version: String, model: String, precision: String, labels: [String], sources: [String], time: Date = Date()) -> String {
         var json = JSONLineWriter()
         json.field("type", "hello")
         json.field("schema", DetectionRecord.schemaVersion)
         json.field("version", version)
         json.field("time", RFC3339.format(time))
         json.field("model", model)
+        json.field("precision", precision)
         json.field("labels", labels)
         json.field("sources", sources)
         return json.finish() + "\n"

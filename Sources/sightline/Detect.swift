@@ -17,6 +17,9 @@ struct Detect: ParsableCommand {
     @Option(help: "Label file: a TF label_map.pbtxt or one name per line (default: the model's sidecar, else COCO).")
     var labels: String?
 
+    @Option(help: "Numeric precision: auto (the fastest this CPU and model are ready for), f32, bf16 or int8.")
+    var precision: PrecisionChoice = .auto
+
     @Option(help: "Minimum score of a reported detection.")
     var threshold: Float = 0.5
 
@@ -65,7 +68,8 @@ struct Detect: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try failingCleanly { try Model(path: model, labelsPath: labels) }
+        let loaded = try failingCleanly { try Model(path: model, labelsPath: labels, precision: precision) }
+        reportPrecision(loaded)
         warnAboutReferenceKernels(loaded)
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
@@ -165,6 +169,12 @@ func reportError(_ message: Any) {
 struct CommandError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// One line on stderr: the precision the model runs in and why (and a warning first if a calibration file was unusable).
+func reportPrecision(_ model: Model) {
+    if let warning = model.calibrationWarning { reportError("WARNING: \(warning)") }
+    reportError("precision \(model.precision.precision.rawValue) (\(model.precision.reason))")
 }
 
 func warnAboutReferenceKernels(_ model: Model) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Daemon
+import Detector
 import Foundation
 import Logging
 
@@ -11,10 +12,14 @@ struct Run: ParsableCommand {
     @Option(help: "Configuration file (YAML, see docs/CONFIG.md).")
     var config: String = DaemonConfig.defaultPath
 
+    @Option(help: "Numeric precision, overriding the config's `precision`: auto, f32, bf16 or int8.")
+    var precision: PrecisionChoice?
+
     func run() throws {
         LoggingSystem.bootstrap(JournalLogHandler.init)
         let logger = Logger(label: "sightline")
-        let loaded = try failingCleanly { try DaemonConfig.load(path: config) }
+        var loaded = try failingCleanly { try DaemonConfig.load(path: config) }
+        if let precision { loaded.precision = precision }
         let service = try failingCleanly {
             try Service(config: loaded, configPath: config, defaultModel: ModelLocation.defaultModel,
                         notifier: SystemdNotifier(), logger: logger)

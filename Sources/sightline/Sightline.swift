@@ -5,7 +5,7 @@ import Foundation
 struct Sightline: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Video-stream object detection: SSDLite-MobileNetV2 on oneDNN.",
-        subcommands: [Detect.self, Run.self, Check.self, Tail.self, Bench.self])
+        subcommands: [Detect.self, Run.self, Check.self, Tail.self, Bench.self, Calibrate.self])
 }
 
 /// Runs `body`; a failure becomes one line on stderr naming the problem, and exit status 1.

@@ -49,6 +49,7 @@ final class DaemonProcessTests: XCTestCase {
             XCTAssertEqual(hello["schema"] as? Int, 1)
             XCTAssertEqual(hello["sources"] as? [String], ["walk"])
             XCTAssertEqual(hello["labels"] as? [String], ["person"])
+            XCTAssertTrue(["f32", "bf16", "int8"].contains(hello["precision"] as? String ?? ""), "\(hello)")
         }
         // The readers read 30 records each, stamped on arrival; the stalled one reads nothing meanwhile.
         var streams: [[String]] = []
