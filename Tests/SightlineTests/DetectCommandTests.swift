@@ -80,6 +80,8 @@ final class DetectCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         let records = try result.stdoutLines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         XCTAssertEqual(records.map { $0["frame"] as? Int }, [0, 1, 2, 3, 4])
+        XCTAssertEqual(records.map { $0["file"] as? String }, (1...5).map { dir.appendingPathComponent(String(format: "img%03d.png", $0)).path },
+                       "each record names its file, not only the pattern")
         XCTAssertTrue(records.allSatisfy { $0["source"] as? String == pattern && $0["width"] as? Int == 768 })
         XCTAssertTrue(records.allSatisfy { !($0["detections"] as? [Any] ?? []).isEmpty }, "people in every frame")
     }
