@@ -12,8 +12,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Numeric precision: auto (the fastest this CPU and model are ready for), f32, bf16 or int8.")
     var precision: PrecisionChoice = .auto
 
-    @Option(help: "Worker threads for the throughput run, each with its own engine (default: one per core).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Worker threads for the throughput run, each with its own engine; 0 means one per core.")
+    var threads: Int = 0
 
     @Option(help: "Timed forward passes per measurement.")
     var iterations: Int = 200
@@ -22,13 +22,13 @@ struct Bench: ParsableCommand {
     var json = false
 
     mutating func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard threads >= 0 else { throw ValidationError("--threads must be 0 (one per core) or more") }
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
     }
 
     func run() throws {
         let result = try failingCleanly {
-            try Benchmark.run(modelPath: model, precision: precision, threads: threads, iterations: iterations)
+            try Benchmark.run(modelPath: model, precision: precision, threads: workerThreads(threads), iterations: iterations)
         }
         for line in result.report(json: json) { print(line) }
     }

@@ -23,8 +23,8 @@ struct Detect: ParsableCommand {
     @Option(help: "Minimum score of a reported detection.")
     var threshold: Float = 0.5
 
-    @Option(help: "Detector worker threads (default: one per core).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Detector worker threads; 0 means one per core.")
+    var threads: Int = 0
 
     @Flag(help: "Pace files at their native frame rate and treat them as live (frames may be dropped).")
     var realtime = false
@@ -47,11 +47,11 @@ struct Detect: ParsableCommand {
     @Option(help: "V4L2 cameras: capture frame rate (default: up to 30).")
     var captureFps: Double?
 
-    @Argument(help: "Video files, image files, stream URLs or V4L2 devices.")
+    @Argument(help: "Video files, images, directories of images, image sequences (img%03d.png), stream URLs or V4L2 devices.")
     var inputs: [String]
 
     mutating func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard threads >= 0 else { throw ValidationError("--threads must be 0 (one per core) or more") }
         guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be between 0 and 1") }
         guard ringCapacity.map({ $0 >= 1 }) ?? true else { throw ValidationError("--ring-capacity must be at least 1") }
         guard fps.map({ (0.001...1000).contains($0) }) ?? true else { throw ValidationError("--fps must be between 0.001 and 1000") }
@@ -68,6 +68,7 @@ struct Detect: ParsableCommand {
     }
 
     func run() throws {
+        let threads = workerThreads(threads)
         let loaded = try failingCleanly { try Model(path: model, labelsPath: labels, precision: precision) }
         reportPrecision(loaded)
         warnAboutReferenceKernels(loaded)
