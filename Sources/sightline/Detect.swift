@@ -70,7 +70,7 @@ struct Detect: ParsableCommand {
     func run() throws {
         let threads = workerThreads(threads)
         let loaded = try failingCleanly { try Model(path: model, labelsPath: labels, precision: precision) }
-        reportPrecision(loaded)
+        if let warning = loaded.calibrationWarning { reportError("WARNING: \(warning)") }
         warnAboutReferenceKernels(loaded)
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
@@ -170,12 +170,6 @@ func reportError(_ message: Any) {
 struct CommandError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// One line on stderr: the precision the model runs in and why (and a warning first if a calibration file was unusable).
-func reportPrecision(_ model: Model) {
-    if let warning = model.calibrationWarning { reportError("WARNING: \(warning)") }
-    reportError("precision \(model.precision.precision.rawValue) (\(model.precision.reason))")
 }
 
 func warnAboutReferenceKernels(_ model: Model) {
