@@ -57,6 +57,12 @@ final class ServiceConfigTests: XCTestCase {
         }
     }
 
+    func testShippedExampleChecksClean() throws {
+        let example = TestPaths.repoRoot.appendingPathComponent("configs/sightline.yaml").path
+        let result = try runProcess(binary, ["check", "--config", example, "--socket", socketPath], timeout: 60)
+        XCTAssertEqual(result.status, 0, result.stderr)
+    }
+
     func testRunsLabelFileErrorIsAboutLabels() throws {
         try write("labels: /nonexistent/labels.txt\nsocket: { path: \(socketPath) }\nsources: [{ name: a, input: \(walk) }]")
         let result = try runProcess(binary, ["run", "--config", configPath], timeout: 60)
