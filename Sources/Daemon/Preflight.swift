@@ -62,10 +62,10 @@ public struct Preflight {
                 notes.append("\(directory) does not exist yet: systemd creates it when the service starts "
                                  + "(to run this config by hand, give `sightline run --socket PATH`)")
             } else {
-                add(keyPath, "the socket's directory \(directory) does not exist")
+                add(keyPath, "cannot create \(config.socket.path): the directory \(directory) does not exist")
             }
         } else if !isDirectory.boolValue {
-            add(keyPath, "the socket's directory \(directory) is not a directory")
+            add(keyPath, "cannot create \(config.socket.path): \(directory) is not a directory")
         }
     }
 

@@ -17,6 +17,8 @@ struct Run: ParsableCommand {
     mutating func validate() throws { try validateSocketPath(socket) }
 
     func run() throws {
+        // Until the service installs its handlers, a reload request must not kill the daemon (SIGHUP's default).
+        signal(SIGHUP, SIG_IGN)
         LoggingSystem.bootstrap(JournalLogHandler.init)
         let logger = Logger(label: "sightline")
         let loaded = try failingCleanly { try DaemonConfig.load(path: config).overridingSocket(socket) }

@@ -70,7 +70,7 @@ final class PreflightTests: XCTestCase {
 
     func testMissingSocketDirectory() throws {
         let result = try preflight("socket:\n  path: \(dir.path)/missing/s.sock\nsources: [{ name: a, input: b }]\n")
-        XCTAssertEqual(result.problems.map(\.description), ["p.yaml:2: socket.path: the socket's directory \(dir.path)/missing does not exist"])
+        XCTAssertEqual(result.problems.map(\.description), ["p.yaml:2: socket.path: cannot create \(dir.path)/missing/s.sock: the directory \(dir.path)/missing does not exist"])
         // systemd creates /run/sightline when the service starts, so `check` only notes its absence.
         let runtime = try preflight("sources: [{ name: a, input: b }]\n", runtimeDirectoryMayBeAbsent: true)
         if !FileManager.default.fileExists(atPath: DaemonConfig.Socket.runtimeDirectory) {

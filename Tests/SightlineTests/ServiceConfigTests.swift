@@ -40,7 +40,7 @@ final class ServiceConfigTests: XCTestCase {
             ("socket: { path: \(socketPath) }\nmodel: notes.pb\n\(sources)",
              "sightline.yaml:2: model: cannot read model \(notAModel.path): malformed model: not a TensorFlow GraphDef"),
             ("socket:\n  path: \(dir.path)/missing/s.sock\n\(sources)",
-             "sightline.yaml:2: socket.path: the socket's directory \(dir.path)/missing does not exist"),
+             "sightline.yaml:2: socket.path: cannot create \(dir.path)/missing/s.sock: the directory \(dir.path)/missing does not exist"),
             ("socket: { path: \(socketPath) }\nthresholds:\n  persn: 0.6\n\(sources)",
              #"sightline.yaml:3: thresholds.persn: unknown label "persn" (did you mean "person"?)"#),
             ("model: /nonexistent/model.pb\nsocket: { path: \(socketPath) }\n\(sources)",
@@ -137,7 +137,7 @@ final class ServiceConfigTests: XCTestCase {
         try write("socket: { path: \(dir.path)/not-created/sightline.sock }\nsources: [{ name: walk, input: \(walk), realtime: true }]")
         let refused = try runProcess(binary, ["run", "--config", configPath], timeout: 60)
         XCTAssertEqual(refused.status, 1)
-        XCTAssertTrue(refused.stderr.contains("socket.path: the socket's directory \(dir.path)/not-created does not exist"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("socket.path: cannot create \(dir.path)/not-created/sightline.sock: the directory \(dir.path)/not-created does not exist"), refused.stderr)
         let check = try runProcess(binary, ["check", "--config", configPath, "--socket", socketPath], timeout: 60)
         XCTAssertEqual(check.status, 0, check.stderr)
         let daemon = try startDaemon(["--socket", socketPath])
@@ -220,7 +220,8 @@ final class ServiceConfigTests: XCTestCase {
         try write("socket: { path: \(socketPath) }\nsources: [{ name: walk, input: \(walk), realtime: true }]")
         let daemon = try startDaemon()
         let subscriber = try LineSubscriber(path: socketPath)
-        XCTAssertEqual(subscriber.next(timeout: 20)?["type"] as? String, "hello")
+        // Running (its signal handlers are in place before the first frame is detected).
+        XCTAssertNotNil(subscriber.until(timeout: 20) { $0["type"] as? String == "detections" }.match)
         try write("socket: { path: \(socketPath) }\nthresholds: { persn: 0.5 }\nsources: [{ name: walk, input: \(walk), realtime: true }]")
         daemon.signal(SIGHUP)
         let refused = try XCTUnwrap(subscriber.until(timeout: 20) { $0["type"] as? String == "reload" }.match, daemon.stderr)
