@@ -233,6 +233,10 @@ private final class Context {
             if status == sl_averror_invaliddata() && !network {
                 throw CaptureError(input: input, reason: "not a recognised media file (\(averrorText(status)))")
             }
+            // libav reports a host that does not resolve as a bare I/O error; say what it is.
+            if network, let unresolved = unresolvableHost(input) {
+                throw CaptureError(input: input, reason: "opening failed: \(unresolved)")
+            }
             throw interrupt.error(status, doing: "opening", input: input)
         }
 
@@ -292,4 +296,16 @@ private func averrorText(_ status: Int32) -> String {
         guard av_strerror(status, buffer.baseAddress, buffer.count) == 0 else { return "error \(status)" }
         return String(cString: buffer.baseAddress!)
     }
+}
+
+/// "cannot resolve host ..." when the URL's host does not resolve, nil when it does (or the URL has none).
+private func unresolvableHost(_ input: String) -> String? {
+    guard let host = URLComponents(string: input)?.host, !host.isEmpty else { return nil }
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var result: UnsafeMutablePointer<addrinfo>?
+    let status = getaddrinfo(host, nil, &hints, &result)
+    if let result { freeaddrinfo(result) }
+    guard status != 0 else { return nil }
+    return "cannot resolve host '\(host)' (\(String(cString: gai_strerror(status))))"
 }

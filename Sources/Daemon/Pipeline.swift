@@ -212,11 +212,14 @@ public final class Pipeline: @unchecked Sendable {
         for handle in handles { handle.done.wait() }
     }
 
-    /// V4L2 devices through libv4l2; files, image sequences and stream URLs through FFmpeg.
+    /// V4L2 devices through libv4l2; directories and image sequences image by image; files and stream URLs through FFmpeg.
     public static let openDefault: SourceOpener = { options in
         if options.input.hasPrefix("/dev/video") || options.input.hasPrefix("/dev/v4l/") {
             return try V4L2Source(device: options.input, sourceID: options.name, width: options.captureWidth,
                                   height: options.captureHeight, fps: options.captureFPS)
+        }
+        if let files = try ImageListSource.files(for: options.input) {
+            return try ImageListSource(input: options.input, files: files, sourceID: options.name)
         }
         return try FFmpegSource(input: options.input, sourceID: options.name, ioTimeout: options.ioTimeout)
     }
@@ -240,6 +243,7 @@ public final class Pipeline: @unchecked Sendable {
                     }
                     frame = Frame(sourceID: frame.sourceID, sequence: frame.sequence, pts: frame.pts, captureTime: Date(),
                                   captureInstant: clock.now, pixels: frame.pixels)
+                    frame.file = decoded.file
                 }
                 if let limit = options.fpsLimit, let last = lastAccepted, frame.captureInstant - last < .seconds(1 / limit) {
                     frame.pixels.recycle()
@@ -279,7 +283,7 @@ public final class Pipeline: @unchecked Sendable {
                     source: frame.sourceID, frame: frame.sequence, seq: job.order, pts: frame.pts, time: Date(),
                     captureTime: frame.captureTime, width: frame.width, height: frame.height, latencyMs: 0,
                     inferMs: infer / .milliseconds(1),
-                    dropped: job.droppedBefore, detections: detections)
+                    dropped: job.droppedBefore, detections: detections, file: frame.file)
                 frame.pixels.recycle()
                 sink.submit(record, lane: job.lane, order: job.order, capturedAt: frame.captureInstant)
             } catch {

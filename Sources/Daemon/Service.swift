@@ -187,6 +187,7 @@ public final class Service: @unchecked Sendable {
                     lines.append(markDown(s, reason: "end of stream", now: now, logs: &logs))
                 } else {
                     s.finished = true
+                    hello.setUp(s.options.name, false)
                     lines.append(ServiceRecord.sourceDown(source: s.options.name, reason: "end of file", retryInSeconds: nil))
                     logs.append((.info, "source finished", ["source": "\(s.options.name)"]))
                 }
@@ -220,6 +221,7 @@ public final class Service: @unchecked Sendable {
     /// Schedules the next attempt: 1 s, 2 s, 4 s ... up to `reconnect_max_seconds` (30 s), each +-20 %. Must hold `lock`.
     private func markDown(_ s: Supervised, reason: String, now: ContinuousClock.Instant,
                           logs: inout [(Logger.Level, Logger.Message, Logger.Metadata)]) -> String {
+        hello.setUp(s.options.name, false)
         s.failures += 1
         let base = min(config.reconnectMax / .seconds(1), pow(2, Double(min(s.failures, 64) - 1)))
         let delay = base * Double.random(in: 0.8...1.2)
@@ -245,6 +247,7 @@ public final class Service: @unchecked Sendable {
                         return true
                     }
                     guard current else { return false }
+                    hello.setUp(options.name, true)
                     let input = Redaction.redactingPasswords(options.input)
                     server.broadcast(ServiceRecord.sourceUp(source: options.name, input: input))
                     logger.info("source up", metadata: ["source": "\(options.name)", "input": "\(input)"])
@@ -319,6 +322,7 @@ public final class Service: @unchecked Sendable {
             for (name, options) in old where new[name].map({ options.needsRestart(toBecome: $0) }) ?? true {
                 if let lane = sources[name]?.lane { toRemove.append(lane) }
                 sources[name] = nil
+                hello.setUp(name, false)
             }
             for options in fresh.sources where old[options.name].map({ $0.needsRestart(toBecome: options) }) ?? true {
                 addSupervised(options)
@@ -348,6 +352,7 @@ private final class HelloState: @unchecked Sendable {
     private let model: String
     private let labels: [String]
     private var sources: [String]
+    private var up: Set<String> = []
 
     init(model: String, labels: [String], sources: [String]) {
         self.model = model
@@ -355,9 +360,21 @@ private final class HelloState: @unchecked Sendable {
         self.sources = sources
     }
 
-    func setSources(_ names: [String]) { lock.withLock { sources = names } }
+    func setSources(_ names: [String]) {
+        lock.withLock {
+            sources = names
+            up.formIntersection(names)
+        }
+    }
+
+    func setUp(_ name: String, _ isUp: Bool) {
+        lock.withLock {
+            if isUp { up.insert(name) } else { up.remove(name) }
+        }
+    }
 
     func line() -> String {
-        ServiceRecord.hello(version: Service.version, model: model, labels: labels, sources: lock.withLock { sources })
+        let current: (sources: [String], up: Set<String>) = lock.withLock { (sources, up) }
+        return ServiceRecord.hello(version: Service.version, model: model, labels: labels, sources: current.sources, up: current.up)
     }
 }

@@ -2,8 +2,10 @@ import Foundation
 
 /// The daemon's records other than `detections` (docs/SCHEMA.md).
 public enum ServiceRecord {
-    /// First line every subscriber receives.
-    public static func hello(version: String, model: String, labels: [String], sources: [String], time: Date = Date()) -> String {
+    /// First line every subscriber receives. `up` names the sources delivering frames right now, so a late
+    /// subscriber knows each one's state without waiting for its next `source_up`/`source_down`.
+    public static func hello(version: String, model: String, labels: [String], sources: [String], up: Set<String> = [],
+                             time: Date = Date()) -> String {
         var json = JSONLineWriter()
         json.field("type", "hello")
         json.field("schema", DetectionRecord.schemaVersion)
@@ -12,6 +14,10 @@ public enum ServiceRecord {
         json.field("model", model)
         json.field("labels", labels)
         json.field("sources", sources)
+        var states = JSONLineWriter()
+        for name in sources { states.field(name, up.contains(name) ? "up" : "down") }
+        json.key("source_states")
+        json.raw(states.finish())
         return json.finish() + "\n"
     }
 

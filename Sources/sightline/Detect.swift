@@ -20,8 +20,8 @@ struct Detect: ParsableCommand {
     @Option(help: "Minimum score of a reported detection.")
     var threshold: Float = 0.5
 
-    @Option(help: "Detector worker threads (default: one per core).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Detector worker threads; 0 means one per core.")
+    var threads: Int = 0
 
     @Flag(help: "Pace files at their native frame rate and treat them as live (frames may be dropped).")
     var realtime = false
@@ -44,11 +44,11 @@ struct Detect: ParsableCommand {
     @Option(help: "V4L2 cameras: capture frame rate (default: up to 30).")
     var captureFps: Double?
 
-    @Argument(help: "Video files, image files, stream URLs or V4L2 devices.")
+    @Argument(help: "Video files, images, directories of images, image sequences (img%03d.png), stream URLs or V4L2 devices.")
     var inputs: [String]
 
     mutating func validate() throws {
-        try checkRange("--threads", threads, 1...ConfigLimits.workers.upperBound)
+        try checkRange("--threads", threads, ConfigLimits.workers, zeroMeaning: "one per core")
         try checkRange("--threshold", threshold, 0...1)
         try ringCapacity.map { try checkRange("--ring-capacity", $0, ConfigLimits.ringCapacity) }
         try fps.map { try checkRange("--fps", $0, ConfigLimits.framesPerSecond) }
@@ -67,6 +67,7 @@ struct Detect: ParsableCommand {
     }
 
     func run() throws {
+        let threads = workerThreads(threads)
         let loaded = try failingCleanly { try Model(path: model, labelsPath: labels) }
         warnAboutReferenceKernels(loaded)
         signal(SIGPIPE, SIG_IGN)
@@ -159,9 +160,11 @@ final class StandardOutput: @unchecked Sendable {
 }
 
 /// Refuses an option outside its documented range (docs/CONFIG.md), naming the range.
-func checkRange<Value: Comparable>(_ option: String, _ value: Value, _ range: ClosedRange<Value>, unit: String = "") throws {
+func checkRange<Value: Comparable>(_ option: String, _ value: Value, _ range: ClosedRange<Value>, unit: String = "",
+                                   zeroMeaning: String? = nil) throws {
     guard range.contains(value) else {
-        throw ValidationError("\(option) must be between \(range.lowerBound) and \(range.upperBound)\(unit), got \(value)")
+        let low = zeroMeaning.map { "\(range.lowerBound) (\($0))" } ?? "\(range.lowerBound)"
+        throw ValidationError("\(option) must be between \(low) and \(range.upperBound)\(unit), got \(value)")
     }
 }
 

@@ -49,10 +49,11 @@ final class ConfigTests: XCTestCase {
               - { name: cam, input: /dev/video0, width: 1280, height: 720, capture_fps: 15 }
               - { name: other, input: /dev/video1 }
             """, origin: "c.yaml")
-        XCTAssertEqual(config.sources[0].captureWidth, 1280)
-        XCTAssertEqual(config.sources[0].captureHeight, 720)
-        XCTAssertEqual(config.sources[0].captureFPS, 15)
-        XCTAssertNil(config.sources[1].captureWidth)
+        XCTAssertEqual(config.sources.first?.captureWidth, 1280)
+        XCTAssertEqual(config.sources.first?.captureHeight, 720)
+        XCTAssertEqual(config.sources.first?.captureFPS, 15)
+        XCTAssertEqual(config.sources.map(\.name), ["cam", "other"])
+        XCTAssertNil(config.sources.last?.captureWidth)
         XCTAssertThrowsError(try DaemonConfig.parse("sources:\n  - { name: cam, input: /dev/video0, width: 0, capture_fps: -1 }\n", origin: "c.yaml")) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("c.yaml:2: sources[0].width: must be between 1 and 16384, got 0"), text)
@@ -67,9 +68,9 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.thresholds, Thresholds(defaultScore: 0.5))
         XCTAssertEqual(config.socket, DaemonConfig.Socket(path: "/run/sightline/sightline.sock", mode: 0o660, group: nil))
         XCTAssertEqual(config.heartbeat, .seconds(10))
-        XCTAssertNil(config.sources[0].policy, "nil: the pipeline picks by source kind")
-        XCTAssertFalse(config.sources[0].realtime)
-        XCTAssertEqual(config.sources[0].ioTimeout, .seconds(10))
+        XCTAssertNil(config.sources.first?.policy, "nil: the pipeline picks by source kind")
+        XCTAssertEqual(config.sources.first?.realtime, false)
+        XCTAssertEqual(config.sources.first?.ioTimeout, .seconds(10))
     }
 
     func testShippedExampleIsValid() throws {
@@ -113,7 +114,7 @@ final class ConfigTests: XCTestCase {
         // parse() without a base directory keeps paths as written.
         let kept = try DaemonConfig.parse("model: models/m.pb\nsources: [{ name: a, input: clips/a.mp4 }]", origin: "x")
         XCTAssertEqual(kept.model, "models/m.pb")
-        XCTAssertEqual(kept.sources[0].input, "clips/a.mp4")
+        XCTAssertEqual(kept.sources.first?.input, "clips/a.mp4")
     }
 
     // MARK: Problems

@@ -8,8 +8,8 @@ final class CommandRangeTests: XCTestCase {
     func testDetectOptionsOutOfRange() throws {
         let image = TestPaths.media("messi5.jpg")
         let cases: [([String], String)] = [
-            (["--threads", "100000"], "--threads must be between 1 and 256, got 100000"),
-            (["--threads", "257"], "--threads must be between 1 and 256, got 257"),
+            (["--threads", "100000"], "--threads must be between 0 (one per core) and 256, got 100000"),
+            (["--threads", "257"], "--threads must be between 0 (one per core) and 256, got 257"),
             (["--threshold", "1.5"], "--threshold must be between 0.0 and 1.0, got 1.5"),
             (["--ring-capacity", "9223372036854775807"], "--ring-capacity must be between 1 and 256"),
             (["--ring-capacity", "0"], "--ring-capacity must be between 1 and 256, got 0"),
@@ -28,7 +28,7 @@ final class CommandRangeTests: XCTestCase {
     }
 
     func testBenchOptionsOutOfRange() throws {
-        for (options, message) in [(["--threads", "100000"], "--threads must be between 1 and 256, got 100000"),
+        for (options, message) in [(["--threads", "100000"], "--threads must be between 0 (one per core) and 256, got 100000"),
                                    (["--iterations", "0"], "--iterations must be between 1 and 100000, got 0"),
                                    (["--iterations", "100001"], "--iterations must be between 1 and 100000, got 100001")] {
             let result = try runProcess(TestPaths.sightlineBinary, ["bench"] + options, timeout: 30)
