@@ -1,3 +1,5 @@
+import ArgumentParser
+import Detector
 import Foundation
 
 /// Where the bundled default model lives: `$SIGHTLINE_MODEL`, then an installed copy beside the binary
@@ -25,3 +27,5 @@ enum ModelLocation {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 }
+
+extension PrecisionChoice: ExpressibleByArgument {}
