@@ -1,3 +1,4 @@
+import Capture
 import Foundation
 import Logging
 
@@ -22,7 +23,7 @@ public struct JournalLogHandler: LogHandler {
     public func log(event: LogEvent) {
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         let fields = merged.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
-        let text = "\(event.message)\(fields)".replacingOccurrences(of: "\n", with: " ")
+        let text = Redaction.redactingPasswords("\(event.message)\(fields)").replacingOccurrences(of: "\n", with: " ")
         StandardError.write(Self.toJournal ? "<\(Self.priority(event.level))>\(text)\n" : "\(event.level): \(text)\n")
     }
 

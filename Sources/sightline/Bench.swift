@@ -1,4 +1,5 @@
 import ArgumentParser
+import Daemon
 import Detector
 import Foundation
 
@@ -19,8 +20,8 @@ struct Bench: ParsableCommand {
     var json = false
 
     mutating func validate() throws {
-        guard threads >= 0 else { throw ValidationError("--threads must be 0 (one per core) or more") }
-        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        try checkRange("--threads", threads, ConfigLimits.workers, zeroMeaning: "one per core")
+        try checkRange("--iterations", iterations, 1...100_000)
     }
 
     func run() throws {

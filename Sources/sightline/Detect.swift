@@ -48,19 +48,21 @@ struct Detect: ParsableCommand {
     var inputs: [String]
 
     mutating func validate() throws {
-        guard threads >= 0 else { throw ValidationError("--threads must be 0 (one per core) or more") }
-        guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be between 0 and 1") }
-        guard ringCapacity.map({ $0 >= 1 }) ?? true else { throw ValidationError("--ring-capacity must be at least 1") }
-        guard fps.map({ (0.001...1000).contains($0) }) ?? true else { throw ValidationError("--fps must be between 0.001 and 1000") }
-        guard (0.001...86400).contains(ioTimeout) else { throw ValidationError("--io-timeout must be between 0.001 and 86400 seconds") }
-        guard size == nil || captureSize != nil else { throw ValidationError("--size must be WIDTHxHEIGHT, e.g. 1280x720") }
-        guard captureFps.map({ (0.001...1000).contains($0) }) ?? true else { throw ValidationError("--capture-fps must be between 0.001 and 1000") }
+        try checkRange("--threads", threads, ConfigLimits.workers, zeroMeaning: "one per core")
+        try checkRange("--threshold", threshold, 0...1)
+        try ringCapacity.map { try checkRange("--ring-capacity", $0, ConfigLimits.ringCapacity) }
+        try fps.map { try checkRange("--fps", $0, ConfigLimits.framesPerSecond) }
+        try checkRange("--io-timeout", ioTimeout, ConfigLimits.ioTimeoutSeconds, unit: " seconds")
+        guard size == nil || captureSize != nil else {
+            throw ValidationError("--size must be WIDTHxHEIGHT with sides up to \(ConfigLimits.captureSide.upperBound), e.g. 1280x720")
+        }
+        try captureFps.map { try checkRange("--capture-fps", $0, ConfigLimits.framesPerSecond) }
     }
 
     private var captureSize: (width: Int, height: Int)? {
         let parts = (size ?? "").split(separator: "x", omittingEmptySubsequences: false)
         guard parts.count == 2, let width = Int(parts[0]), let height = Int(parts[1]),
-              (1...16384).contains(width), (1...16384).contains(height) else { return nil }
+              ConfigLimits.captureSide.contains(width), ConfigLimits.captureSide.contains(height) else { return nil }
         return (width, height)
     }
 
@@ -154,6 +156,15 @@ final class StandardOutput: @unchecked Sendable {
                 return
             }
         }
+    }
+}
+
+/// Refuses an option outside its documented range (docs/CONFIG.md), naming the range.
+func checkRange<Value: Comparable>(_ option: String, _ value: Value, _ range: ClosedRange<Value>, unit: String = "",
+                                   zeroMeaning: String? = nil) throws {
+    guard range.contains(value) else {
+        let low = zeroMeaning.map { "\(range.lowerBound) (\($0))" } ?? "\(range.lowerBound)"
+        throw ValidationError("\(option) must be between \(low) and \(range.upperBound)\(unit), got \(value)")
     }
 }
 
