@@ -66,12 +66,14 @@ public final class Service: @unchecked Sendable {
         self.notifier = notifier
         self.logger = logger
         self.model = model
+        if let warning = model.calibrationWarning { logger.warning("\(warning)") }
+        logger.info("precision \(model.precision.precision.rawValue)", metadata: ["reason": "\(model.precision.reason)"])
         if !model.referenceKernels.isEmpty {
             logger.warning("\(model.referenceKernels.count) layer(s) run on oneDNN reference kernels (about 100x slower)",
                            metadata: ["layers": "\(model.referenceKernels.joined(separator: "; "))"])
         }
         // Complete before the socket accepts anyone: systemd may have queued connections already.
-        hello = HelloState(model: model.path, labels: model.labelNames,
+        hello = HelloState(model: model.path, precision: model.precision.precision.rawValue, labels: model.labelNames,
                            sources: config.sources.map(\.name))
         let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group)
         let activated = SystemdSocketActivation.listenDescriptors().first
@@ -350,12 +352,14 @@ public final class Service: @unchecked Sendable {
 private final class HelloState: @unchecked Sendable {
     private let lock = NSLock()
     private let model: String
+    private let precision: String
     private let labels: [String]
     private var sources: [String]
     private var up: Set<String> = []
 
-    init(model: String, labels: [String], sources: [String]) {
+    init(model: String, precision: String, labels: [String], sources: [String]) {
         self.model = model
+        self.precision = precision
         self.labels = labels
         self.sources = sources
     }
@@ -375,6 +379,7 @@ private final class HelloState: @unchecked Sendable {
 
     func line() -> String {
         let current: (sources: [String], up: Set<String>) = lock.withLock { (sources, up) }
-        return ServiceRecord.hello(version: Service.version, model: model, labels: labels, sources: current.sources, up: current.up)
+        return ServiceRecord.hello(version: Service.version, model: model, precision: precision, labels: labels,
+                                   sources: current.sources, up: current.up)
     }
 }

@@ -17,6 +17,9 @@ struct Detect: ParsableCommand {
     @Option(help: "Label file: a TF label_map.pbtxt or one name per line (default: the model's sidecar, else COCO).")
     var labels: String?
 
+    @Option(help: "Numeric precision: auto (the fastest this CPU and model are ready for), f32, bf16 or int8.")
+    var precision: PrecisionChoice = .auto
+
     @Option(help: "Minimum score of a reported detection.")
     var threshold: Float = 0.5
 
@@ -68,7 +71,8 @@ struct Detect: ParsableCommand {
 
     func run() throws {
         let threads = workerThreads(threads)
-        let loaded = try failingCleanly { try Model(path: model, labelsPath: labels) }
+        let loaded = try failingCleanly { try Model(path: model, labelsPath: labels, precision: precision) }
+        if let warning = loaded.calibrationWarning { reportError("WARNING: \(warning)") }
         warnAboutReferenceKernels(loaded)
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Daemon
+import Detector
 import Foundation
 import Logging
 
@@ -11,6 +12,9 @@ struct Run: ParsableCommand {
     @Option(help: "Configuration file (YAML, see docs/CONFIG.md).")
     var config: String = DaemonConfig.defaultPath
 
+    @Option(help: "Numeric precision, overriding the config's `precision`: auto, f32, bf16 or int8.")
+    var precision: PrecisionChoice?
+
     @Option(help: "Listen on this socket instead of the config's socket.path, e.g. to try the service's config by hand.")
     var socket: String?
 
@@ -21,7 +25,8 @@ struct Run: ParsableCommand {
         signal(SIGHUP, SIG_IGN)
         LoggingSystem.bootstrap(JournalLogHandler.init)
         let logger = Logger(label: "sightline")
-        let loaded = try failingCleanly { try DaemonConfig.load(path: config).overridingSocket(socket) }
+        var loaded = try failingCleanly { try DaemonConfig.load(path: config).overridingSocket(socket) }
+        if let precision { loaded.precision = precision }
         let activated = !SystemdSocketActivation.listenDescriptors().isEmpty
         let preflight = Preflight(loaded, origin: config, defaultModel: ModelLocation.defaultModel, checkSocket: !activated)
         guard let model = preflight.model, preflight.problems.isEmpty else {
