@@ -135,8 +135,13 @@ final class ServiceConfigTests: XCTestCase {
         let port = freeLoopbackPort(), closedPort = freeLoopbackPort()
         let server = try BackgroundProcess(ffmpeg, ["-v", "error", "-nostdin", "-re", "-i", walk, "-t", "2", "-c:v", "mpeg4",
                                                    "-q:v", "4", "-f", "mpegts", "-listen", "1", "http://127.0.0.1:\(port)/cam.ts"])
-        Thread.sleep(forTimeInterval: 0.5)
-        let served = try runProcess(binary, ["detect", "http://admin:hunter2@127.0.0.1:\(port)/cam.ts"], timeout: 60)
+        // The server may still be starting: a refused connection is retried (it does not use up its one client).
+        var served = try runProcess(binary, ["detect", "http://admin:hunter2@127.0.0.1:\(port)/cam.ts"], timeout: 60)
+        let deadline = Date().addingTimeInterval(30)
+        while served.stderr.contains("Connection refused") && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            served = try runProcess(binary, ["detect", "http://admin:hunter2@127.0.0.1:\(port)/cam.ts"], timeout: 60)
+        }
         let sources = Set(served.stdoutLines.compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["source"] as? String
         })
