@@ -12,11 +12,18 @@ public struct Labels: Sendable, Equatable {
     /// Reads a label file: a TF `label_map.pbtxt` (`item { id: 1 display_name: "person" }`),
     /// or plain text with one name per line for ids 1, 2, 3...
     public static func load(path: String) throws(ModelError) -> Labels {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw .unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "not a UTF-8 text file" : "no such file")
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "not readable" : "no such file")
         }
+        return try parse(data, path: path)
+    }
+
+    /// Parses the contents of a label file; `path` names it in errors.
+    static func parse(_ data: Data, path: String) throws(ModelError) -> Labels {
+        guard let text = String(data: data, encoding: .utf8) else { throw .unreadable(path: path, reason: "not a UTF-8 text file") }
         if text.contains("item") && text.contains("{") { return try parsePbtxt(text, path: path) }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // Split on every line break: "\r\n" is one Character, so splitting on "\n" alone would keep CRLF files whole.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }
         let names = lines.last == "" ? lines.dropLast() : lines[...]
         guard !names.isEmpty else { throw .sidecar(path: path, reason: "no labels") }

@@ -121,6 +121,17 @@ final class DetectCommandTests: XCTestCase {
                                mentioning: ["/nonexistent/model.pb", "no such file"])
     }
 
+    /// Each hostile graph of issue 8 (fuzz/corpus/model) ends `detect` with one line naming the model, exit status 1.
+    func testHostileModelsFailCleanly() throws {
+        let seeds = TestPaths.repoRoot.appendingPathComponent("fuzz/corpus/model")
+        let files = try FileManager.default.contentsOfDirectory(atPath: seeds.path).filter { $0 != "tiny-ssd.pb" }.sorted()
+        XCTAssertGreaterThanOrEqual(files.count, 17)
+        for file in files {
+            let path = seeds.appendingPathComponent(file).path
+            try assertFailsCleanly(["detect", "--model", path, TestPaths.media("messi5.jpg")], mentioning: ["model \(path): "])
+        }
+    }
+
     func testTruncatedModel() throws {
         let whole = try Data(contentsOf: URL(fileURLWithPath: TestPaths.model))
         let path = try TestPaths.temporaryDirectory().appendingPathComponent("cut.pb").path
