@@ -65,6 +65,9 @@ public final class Model: Sendable {
     }
 
     public func makeDetector() throws(ModelError) -> Detector { try Detector(model: self) }
+
+    /// The name of every class the model detects, in class id order (index 0 = class id 1).
+    public var labelNames: [String] { (1...max(classCount, 1)).map { labels.name(for: $0) } }
 }
 
 /// Detects objects in frames: preprocessing, the network and SSD post-processing, with all buffers
