@@ -100,6 +100,20 @@ final class StalledInputTests: XCTestCase {
         XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
     }
 
+    /// A deleted socket file leaves nobody able to connect, until SIGHUP makes it anew.
+    func testSIGHUPRestoresADeletedSocketFile() throws {
+        try writeConfig(withFIFO: false)
+        let daemon = try BackgroundProcess(binary, ["run", "--config", configPath])
+        let before = try LineSubscriber(path: socketPath)
+        XCTAssertEqual(before.next()?["type"] as? String, "hello")
+        XCTAssertEqual(unlink(socketPath), 0)
+        daemon.signal(SIGHUP)
+        let after = try LineSubscriber(path: socketPath, timeout: 30)
+        XCTAssertEqual(after.next()?["type"] as? String, "hello")
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
+    }
+
     /// `--realtime` on a file whose timestamps jump by an hour halfway: every frame comes out (within a generous
     /// timeout that bounds a hang; pacing sleeping through the gap would take an hour).
     func testRealtimePacingDoesNotSleepThroughATimestampJump() throws {
@@ -107,7 +121,7 @@ final class StalledInputTests: XCTestCase {
         let made = try runProcess("/usr/bin/ffmpeg", ["-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=1",
                                                       "-vf", "setpts='if(gte(N,5),PTS+36000,PTS)'", "-c:v", "mpeg4", video], timeout: 60)
         XCTAssertEqual(made.status, 0, made.stderr)
-        let result = try runProcess(binary, ["detect", "--realtime", video], timeout: 120)
+        let result = try runProcess(binary, ["detect", "--realtime", "--policy", "lossless", video], timeout: 120)
         XCTAssertEqual(result.status, 0, result.stderr)
         let pts = result.stdout.split(separator: "\n").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
