@@ -1,4 +1,5 @@
 import Capture
+import Detector
 import Foundation
 import FrameRing
 import Yams
@@ -14,6 +15,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var model: String?
     /// Label file; nil: the model's sidecar, else COCO.
     public var labels: String?
+    /// Numeric precision of the detector; `auto` picks the fastest this CPU and model are ready for.
+    public var precision: PrecisionChoice = .auto
     /// `threshold` (default score) and `thresholds` (per-label overrides).
     public var thresholds: Thresholds
     /// Detector worker threads as configured; 0 means one per core (see `workerCount`).
@@ -237,7 +240,7 @@ struct ConfigReader {
         self.environment = environment
     }
 
-    static let topKeys = ["model", "labels", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds",
+    static let topKeys = ["model", "labels", "precision", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds",
                           "reconnect_max_seconds", "sources"]
     static let socketKeys = ["path", "mode", "group", "queue_limit", "max_subscribers"]
     static let sourceKeys = ["name", "input", "policy", "fps_limit", "realtime", "realtime_fps", "ring_capacity", "io_timeout",
@@ -257,6 +260,14 @@ struct ConfigReader {
         var config = DaemonConfig(sources: [])
         config.model = fields["model"].flatMap { path($0, "model") }
         config.labels = fields["labels"].flatMap { path($0, "labels") }
+        if let node = fields["precision"], let value = nonNullScalar(node, "precision") {
+            if let precision = PrecisionChoice(rawValue: value) {
+                config.precision = precision
+            } else {
+                let names = PrecisionChoice.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+                problem(node, "precision", "must be one of \(names), got \"\(value)\"")
+            }
+        }
         if let node = fields["threshold"], let value = score(node, "threshold") { config.thresholds.defaultScore = value }
         if let node = fields["thresholds"] { config.thresholds.perLabel = labelScores(node, "thresholds") }
         if let node = fields["workers"], let value = integer(node, "workers", in: ConfigLimits.workers, zeroMeaning: "one per core") {

@@ -34,7 +34,7 @@ public struct Preflight {
         }
         let modelPath = config.model ?? defaultModel
         do {
-            model = try Model(path: modelPath, labelsPath: labelsLoad ? config.labels : nil)
+            model = try Model(path: modelPath, labelsPath: labelsLoad ? config.labels : nil, precision: config.precision)
         } catch {
             if config.model == nil, case .unreadable(_, "no such file") = error {
                 add("model", "the bundled model is not installed at \(modelPath): name one with `model:` (or $SIGHTLINE_MODEL)")

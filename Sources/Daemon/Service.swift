@@ -38,8 +38,8 @@ public final class Service: @unchecked Sendable {
     private let lock = NSLock()
     private var config: DaemonConfig
     private let configPath: String
-    /// `run --socket`: replaces `socket.path` of every configuration read, the first and reloaded ones.
-    private let socketOverride: String?
+    /// The command line's settings (`run --socket`, `--precision`), applied to every configuration read from the file.
+    private let overrides: @Sendable (inout DaemonConfig) -> Void
     private let model: Model
     private let server: SocketServer
     private let hello: HelloState
@@ -57,21 +57,24 @@ public final class Service: @unchecked Sendable {
     private let clock = ContinuousClock()
 
     /// Starts listening with `model` (loaded by `Preflight`); fatal problems throw with a message naming them.
-    /// `config` already has `socketOverride` applied.
-    public init(config: DaemonConfig, configPath: String, socketOverride: String? = nil, model: Model,
+    /// `config` already has `overrides` applied.
+    public init(config: DaemonConfig, configPath: String, overrides: @escaping @Sendable (inout DaemonConfig) -> Void = { _ in },
+                model: Model,
                 notifier: SystemdNotifier, logger: Logger) throws {
         self.config = config
         self.configPath = configPath
-        self.socketOverride = socketOverride
+        self.overrides = overrides
         self.notifier = notifier
         self.logger = logger
         self.model = model
+        if let warning = model.calibrationWarning { logger.warning("\(warning)") }
+        logger.info("precision \(model.precision.precision.rawValue)", metadata: ["reason": "\(model.precision.reason)"])
         if !model.referenceKernels.isEmpty {
             logger.warning("\(model.referenceKernels.count) layer(s) run on oneDNN reference kernels (about 100x slower)",
                            metadata: ["layers": "\(model.referenceKernels.joined(separator: "; "))"])
         }
         // Complete before the socket accepts anyone: systemd may have queued connections already.
-        hello = HelloState(model: model.path, labels: model.labelNames,
+        hello = HelloState(model: model.path, precision: model.precision.precision.rawValue, labels: model.labelNames,
                            sources: config.sources.map(\.name))
         let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group,
                                            maxSubscribers: config.socket.maxSubscribers)
@@ -304,7 +307,7 @@ public final class Service: @unchecked Sendable {
         var fresh: DaemonConfig
         do {
             fresh = try DaemonConfig.load(path: configPath)
-            if let socketOverride { fresh.socket.path = socketOverride }
+            overrides(&fresh)
             // Labels in `thresholds` must be the running model's (a new model or label file waits for a restart anyway).
             let unknown = fresh.model == config.model && fresh.labels == config.labels
                 ? Preflight.unknownLabels(in: fresh, origin: configPath, known: model.labelNames) : []
@@ -352,12 +355,14 @@ public final class Service: @unchecked Sendable {
 private final class HelloState: @unchecked Sendable {
     private let lock = NSLock()
     private let model: String
+    private let precision: String
     private let labels: [String]
     private var sources: [String]
     private var up: Set<String> = []
 
-    init(model: String, labels: [String], sources: [String]) {
+    init(model: String, precision: String, labels: [String], sources: [String]) {
         self.model = model
+        self.precision = precision
         self.labels = labels
         self.sources = sources
     }
@@ -377,6 +382,7 @@ private final class HelloState: @unchecked Sendable {
 
     func line() -> String {
         let current: (sources: [String], up: Set<String>) = lock.withLock { (sources, up) }
-        return ServiceRecord.hello(version: Service.version, model: model, labels: labels, sources: current.sources, up: current.up)
+        return ServiceRecord.hello(version: Service.version, model: model, precision: precision, labels: labels,
+                                   sources: current.sources, up: current.up)
     }
 }

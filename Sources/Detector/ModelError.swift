@@ -8,6 +8,7 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
     /// A label file (`labels:`, `--labels`) that cannot be read or has no labels.
     case labels(path: String, reason: String)
     case engine(String)
+    case calibration(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -18,6 +19,7 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
         case .sidecar(let path, let reason): "bad model settings file \(path): \(reason)"
         case .labels(let path, let reason): "cannot read labels \(path): \(reason)"
         case .engine(let reason): "inference engine: \(reason)"
+        case .calibration(let path, let reason): "bad calibration file \(path): \(reason)"
         }
     }
 }

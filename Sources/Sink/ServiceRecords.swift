@@ -4,14 +4,15 @@ import Foundation
 public enum ServiceRecord {
     /// First line every subscriber receives. `up` names the sources delivering frames right now, so a late
     /// subscriber knows each one's state without waiting for its next `source_up`/`source_down`.
-    public static func hello(version: String, model: String, labels: [String], sources: [String], up: Set<String> = [],
-                             time: Date = Date()) -> String {
+    public static func hello(version: String, model: String, precision: String, labels: [String], sources: [String],
+                             up: Set<String> = [], time: Date = Date()) -> String {
         var json = JSONLineWriter()
         json.field("type", "hello")
         json.field("schema", DetectionRecord.schemaVersion)
         json.field("version", version)
         json.field("time", RFC3339.format(time))
         json.field("model", model)
+        json.field("precision", precision)
         json.field("labels", labels)
         json.field("sources", sources)
         var states = JSONLineWriter()

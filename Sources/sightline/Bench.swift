@@ -10,6 +10,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Frozen graph (.pb) of an SSD MobileNetV2 model.")
     var model: String = ModelLocation.defaultModel
 
+    @Option(help: "Numeric precision: auto (the fastest this CPU and model are ready for), f32, bf16 or int8.")
+    var precision: PrecisionChoice = .auto
+
     @Option(help: "Worker threads for the throughput run, each with its own engine; 0 means one per core.")
     var threads: Int = 0
 
@@ -26,7 +29,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let result = try failingCleanly {
-            try Benchmark.run(modelPath: model, threads: workerThreads(threads), iterations: iterations)
+            try Benchmark.run(modelPath: model, precision: precision, threads: workerThreads(threads), iterations: iterations)
         }
         for line in result.report(json: json) { print(line) }
     }

@@ -17,6 +17,9 @@ struct Detect: ParsableCommand {
     @Option(help: "Label file: a TF label_map.pbtxt or one name per line (default: the model's sidecar, else COCO).")
     var labels: String?
 
+    @Option(help: "Numeric precision: auto (the fastest this CPU and model are ready for), f32, bf16 or int8.")
+    var precision: PrecisionChoice = .auto
+
     @Option(help: "Minimum score of a reported detection.")
     var threshold: Float = 0.5
 
@@ -68,7 +71,8 @@ struct Detect: ParsableCommand {
 
     func run() throws {
         let threads = workerThreads(threads)
-        let loaded = try failingCleanly { try Model(path: model, labelsPath: labels) }
+        let loaded = try failingCleanly { try Model(path: model, labelsPath: labels, precision: precision) }
+        if let warning = loaded.calibrationWarning { reportError("WARNING: \(warning)") }
         warnAboutReferenceKernels(loaded)
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
@@ -83,7 +87,8 @@ struct Detect: ParsableCommand {
         var failed = false
         let capture = captureSize
         for input in inputs {
-            var options = SourceOptions(name: input, input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
+            // Records name the input, but never its password.
+            var options = SourceOptions(name: Redaction.redactingPasswords(input), input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
                                         realtimeFPS: fps, ioTimeout: .milliseconds(Int(ioTimeout * 1000)))
             (options.captureWidth, options.captureHeight) = (capture?.width, capture?.height)
             options.captureFPS = captureFps
@@ -180,7 +185,7 @@ func checkRange<Value: Comparable>(_ option: String, _ value: Value, _ range: Cl
 
 /// One line on stderr naming the problem.
 func reportError(_ message: Any) {
-    StandardError.write("sightline: \(message)\n")
+    StandardError.write("sightline: \(Redaction.redactingPasswords("\(message)"))\n")
 }
 
 /// A failure of the command itself, worded for the user.

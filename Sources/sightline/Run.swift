@@ -1,5 +1,6 @@
 import ArgumentParser
 import Daemon
+import Detector
 import Foundation
 import Logging
 
@@ -10,6 +11,9 @@ struct Run: ParsableCommand {
 
     @Option(help: "Configuration file (YAML, see docs/CONFIG.md).")
     var config: String = DaemonConfig.defaultPath
+
+    @Option(help: "Numeric precision, overriding the config's `precision`: auto, f32, bf16 or int8.")
+    var precision: PrecisionChoice?
 
     @Option(help: "Listen on this socket instead of the config's socket.path, e.g. to try the service's config by hand.")
     var socket: String?
@@ -22,7 +26,13 @@ struct Run: ParsableCommand {
         raiseDescriptorLimit()
         LoggingSystem.bootstrap(JournalLogHandler.init)
         let logger = Logger(label: "sightline")
-        let loaded = try failingCleanly { try DaemonConfig.load(path: config).overridingSocket(socket) }
+        // Also applied to the file as re-read on SIGHUP: the command line keeps winning.
+        let overrides: @Sendable (inout DaemonConfig) -> Void = { [socket, precision] config in
+            if let socket { config.socket.path = socket }
+            if let precision { config.precision = precision }
+        }
+        var loaded = try failingCleanly { try DaemonConfig.load(path: config) }
+        overrides(&loaded)
         let activated = !SystemdSocketActivation.listenDescriptors().isEmpty
         let preflight = Preflight(loaded, origin: config, defaultModel: ModelLocation.defaultModel, checkSocket: !activated)
         guard let model = preflight.model, preflight.problems.isEmpty else {
@@ -30,7 +40,7 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
         let service = try failingCleanly {
-            try Service(config: loaded, configPath: config, socketOverride: socket, model: model,
+            try Service(config: loaded, configPath: config, overrides: overrides, model: model,
                         notifier: SystemdNotifier(), logger: logger)
         }
         // Exit straight away: workers and subscribers are already drained; tearing down the engines buys nothing.

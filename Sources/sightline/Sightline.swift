@@ -8,7 +8,7 @@ struct Sightline: ParsableCommand {
         abstract: "Video-stream object detection: SSDLite-MobileNetV2 on oneDNN.",
         // Every subcommand answers --version too: the parser looks for it along the whole command stack.
         version: Service.version,
-        subcommands: [Detect.self, Run.self, Check.self, Tail.self, Bench.self])
+        subcommands: [Detect.self, Run.self, Check.self, Tail.self, Bench.self, Calibrate.self])
 }
 
 /// Worker threads as asked for on the command line: 0 means one per core (as `workers: 0` does in the

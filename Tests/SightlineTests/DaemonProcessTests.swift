@@ -49,6 +49,7 @@ final class DaemonProcessTests: XCTestCase {
             XCTAssertEqual(hello["schema"] as? Int, 1)
             XCTAssertEqual(hello["sources"] as? [String], ["walk"])
             XCTAssertEqual(hello["labels"] as? [String], ["person"])
+            XCTAssertTrue(["f32", "bf16", "int8"].contains(hello["precision"] as? String ?? ""), "\(hello)")
         }
         // The readers read 30 records each while the stalled one reads nothing: the stalled subscriber holds
         // nobody up (how promptly records arrive is a timing claim, for the benchmarks).
