@@ -5,7 +5,7 @@ import XCTest
 /// A network stream that stalls and then delivers what it held in one burst: the frames from the backlog must
 /// not be reported as fresh (their `capture_time` is when they were captured, so `latency_ms` shows their age).
 final class StallTests: XCTestCase {
-    /// Relays `ffmpeg -re` over HTTP, holding everything back from 2 s to 6 s into the stream, then sending it at once.
+    /// Relays `ffmpeg -re` over HTTP, holding everything back from 2 s to 6 s after its first data, then sending it at once.
     static let relay = """
         import socket, subprocess, sys, time
         port, video = int(sys.argv[1]), sys.argv[2]
@@ -20,11 +20,13 @@ final class StallTests: XCTestCase {
         send = lambda data: conn.sendall(b"%x\\r\\n%s\\r\\n" % (len(data), data)) if data else None
         ff = subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-i", video, "-t", "9", "-c:v", "mpeg4",
                                "-q:v", "4", "-f", "mpegts", "pipe:1"], stdout=subprocess.PIPE)
-        start, held = time.time(), b""
+        # The stall is timed from the first data, not from starting ffmpeg, which may take seconds on a loaded machine.
+        start, held = None, b""
         while True:
             data = ff.stdout.read1(65536)
             if not data:
                 break
+            start = start or time.time()
             if 2 <= time.time() - start < 6:
                 held += data
                 continue
