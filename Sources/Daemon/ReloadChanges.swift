@@ -11,6 +11,7 @@ extension DaemonConfig {
         if new.reconnectMax != reconnectMax { changes.changed.append("reconnect_max_seconds") }
         if new.model != model { changes.needsRestart.append("model") }
         if new.labels != labels { changes.needsRestart.append("labels") }
+        if new.precision != precision { changes.needsRestart.append("precision") }
         if new.workers != workers { changes.needsRestart.append("workers") }
         if new.socket.path != socket.path { changes.needsRestart.append("socket.path") }
         if new.socket.mode != socket.mode { changes.needsRestart.append("socket.mode") }

@@ -38,8 +38,8 @@ public final class Service: @unchecked Sendable {
     private let lock = NSLock()
     private var config: DaemonConfig
     private let configPath: String
-    /// `run --socket`: replaces `socket.path` of every configuration read, the first and reloaded ones.
-    private let socketOverride: String?
+    /// The command line's settings (`run --socket`, `--precision`), applied to every configuration read from the file.
+    private let overrides: @Sendable (inout DaemonConfig) -> Void
     private let model: Model
     private let server: SocketServer
     private let hello: HelloState
@@ -57,12 +57,13 @@ public final class Service: @unchecked Sendable {
     private let clock = ContinuousClock()
 
     /// Starts listening with `model` (loaded by `Preflight`); fatal problems throw with a message naming them.
-    /// `config` already has `socketOverride` applied.
-    public init(config: DaemonConfig, configPath: String, socketOverride: String? = nil, model: Model,
+    /// `config` already has `overrides` applied.
+    public init(config: DaemonConfig, configPath: String, overrides: @escaping @Sendable (inout DaemonConfig) -> Void = { _ in },
+                model: Model,
                 notifier: SystemdNotifier, logger: Logger) throws {
         self.config = config
         self.configPath = configPath
-        self.socketOverride = socketOverride
+        self.overrides = overrides
         self.notifier = notifier
         self.logger = logger
         self.model = model
@@ -304,7 +305,7 @@ public final class Service: @unchecked Sendable {
         var fresh: DaemonConfig
         do {
             fresh = try DaemonConfig.load(path: configPath)
-            if let socketOverride { fresh.socket.path = socketOverride }
+            overrides(&fresh)
             // Labels in `thresholds` must be the running model's (a new model or label file waits for a restart anyway).
             let unknown = fresh.model == config.model && fresh.labels == config.labels
                 ? Preflight.unknownLabels(in: fresh, origin: configPath, known: model.labelNames) : []

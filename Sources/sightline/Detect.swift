@@ -87,7 +87,8 @@ struct Detect: ParsableCommand {
         var failed = false
         let capture = captureSize
         for input in inputs {
-            var options = SourceOptions(name: input, input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
+            // Records name the input, but never its password.
+            var options = SourceOptions(name: Redaction.redactingPasswords(input), input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
                                         realtimeFPS: fps, ioTimeout: .milliseconds(Int(ioTimeout * 1000)))
             (options.captureWidth, options.captureHeight) = (capture?.width, capture?.height)
             options.captureFPS = captureFps
@@ -174,7 +175,7 @@ func checkRange<Value: Comparable>(_ option: String, _ value: Value, _ range: Cl
 
 /// One line on stderr naming the problem.
 func reportError(_ message: Any) {
-    StandardError.write("sightline: \(message)\n")
+    StandardError.write("sightline: \(Redaction.redactingPasswords("\(message)"))\n")
 }
 
 /// A failure of the command itself, worded for the user.

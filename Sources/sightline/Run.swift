@@ -25,8 +25,13 @@ struct Run: ParsableCommand {
         signal(SIGHUP, SIG_IGN)
         LoggingSystem.bootstrap(JournalLogHandler.init)
         let logger = Logger(label: "sightline")
-        var loaded = try failingCleanly { try DaemonConfig.load(path: config).overridingSocket(socket) }
-        if let precision { loaded.precision = precision }
+        // Also applied to the file as re-read on SIGHUP: the command line keeps winning.
+        let overrides: @Sendable (inout DaemonConfig) -> Void = { [socket, precision] config in
+            if let socket { config.socket.path = socket }
+            if let precision { config.precision = precision }
+        }
+        var loaded = try failingCleanly { try DaemonConfig.load(path: config) }
+        overrides(&loaded)
         let activated = !SystemdSocketActivation.listenDescriptors().isEmpty
         let preflight = Preflight(loaded, origin: config, defaultModel: ModelLocation.defaultModel, checkSocket: !activated)
         guard let model = preflight.model, preflight.problems.isEmpty else {
@@ -34,7 +39,7 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
         let service = try failingCleanly {
-            try Service(config: loaded, configPath: config, socketOverride: socket, model: model,
+            try Service(config: loaded, configPath: config, overrides: overrides, model: model,
                         notifier: SystemdNotifier(), logger: logger)
         }
         // Exit straight away: workers and subscribers are already drained; tearing down the engines buys nothing.

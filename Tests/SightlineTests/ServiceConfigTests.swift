@@ -130,6 +130,39 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertFalse((result.stdout + result.stderr).contains("hunter2"), result.stdout + result.stderr)
     }
 
+    func testDetectKeepsPasswordsOutOfRecordsErrorsAndLibavsLog() throws {
+        let ffmpeg = try XCTUnwrap(["/usr/bin/ffmpeg", "/usr/local/bin/ffmpeg"].first { FileManager.default.isExecutableFile(atPath: $0) })
+        let port = freeLoopbackPort(), closedPort = freeLoopbackPort()
+        let server = try BackgroundProcess(ffmpeg, ["-v", "error", "-nostdin", "-re", "-i", walk, "-t", "2", "-c:v", "mpeg4",
+                                                   "-q:v", "4", "-f", "mpegts", "-listen", "1", "http://127.0.0.1:\(port)/cam.ts"])
+        // The server may still be starting: a refused connection is retried (it does not use up its one client).
+        var served = try runProcess(binary, ["detect", "http://admin:hunter2@127.0.0.1:\(port)/cam.ts"], timeout: 60)
+        let deadline = Date().addingTimeInterval(30)
+        while served.stderr.contains("Connection refused") && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            served = try runProcess(binary, ["detect", "http://admin:hunter2@127.0.0.1:\(port)/cam.ts"], timeout: 60)
+        }
+        let sources = Set(served.stdoutLines.compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["source"] as? String
+        })
+        XCTAssertEqual(sources, ["http://admin:***@127.0.0.1:\(port)/cam.ts"], served.stderr)
+        XCTAssertFalse(served.stdout.contains("hunter2") || served.stderr.contains("hunter2"), served.stderr)
+        _ = server
+
+        let refused = try runProcess(binary, ["detect", "rtsp://admin:hunter2@127.0.0.1:\(closedPort)/cam"], timeout: 60)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("rtsp://admin:***@127.0.0.1:\(closedPort)/cam"), refused.stderr)
+        XCTAssertFalse(refused.stderr.contains("hunter2"), refused.stderr)
+
+        // libav's own messages, shown for debugging, quote URLs too (the HLS demuxer: "Opening '...' for reading").
+        let playlist = dir.appendingPathComponent("cam.m3u8")
+        try "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nhttp://admin:hunter2@127.0.0.1:\(closedPort)/seg.ts\n#EXT-X-ENDLIST\n"
+            .write(to: playlist, atomically: true, encoding: .utf8)
+        let debug = try runProcess(binary, ["detect", playlist.path], environment: ["SIGHTLINE_FFMPEG_LOG": "1"], timeout: 60)
+        XCTAssertTrue(debug.stderr.contains("'http://admin:***@127.0.0.1:\(closedPort)/seg.ts'"), debug.stderr)
+        XCTAssertFalse(debug.stderr.contains("hunter2"), debug.stderr)
+    }
+
     // MARK: --socket
 
     func testRunSocketReplacesTheConfiguredPath() throws {

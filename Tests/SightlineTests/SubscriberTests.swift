@@ -55,7 +55,10 @@ final class SubscriberTests: XCTestCase {
         XCTAssertNil(tail.wait(timeout: 1), "tail keeps running while the daemon is away")
         daemon = try startDaemon()
         XCTAssertTrue(waitUntil(timeout: 60) { hellos() == 2 }, "tail reconnected: \(tail.stderr)")
-        XCTAssertTrue(waitUntil(timeout: 30) { tail.stdout.contains(#""type":"detections""#) })
+        // Detections from the new daemon (after the second hello), so that it is running, not starting, when stopped.
+        XCTAssertTrue(waitUntil(timeout: 30) {
+            tail.stdout.components(separatedBy: #""type":"hello""#).last?.contains(#""type":"detections""#) ?? false
+        })
         XCTAssertTrue(tail.stderr.contains("connected again"), tail.stderr)
         tail.signal(SIGTERM)
         daemon.signal(SIGTERM)
