@@ -343,8 +343,9 @@ public final class Service: @unchecked Sendable {
         pipeline.setThresholds(fresh.thresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
         for lane in toRemove { pipeline.remove(lane: lane) }
         server.broadcast(ServiceRecord.reload(applied: changes))
-        logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)", "restarted": "\(toRemove.count)",
-                                           "changed": "\(changes.changed.joined(separator: ", "))"])
+        logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)",
+                                           "changed": "\(changes.changed.joined(separator: ", "))",
+                                           "restarted": "\(changes.restarted.map { "\($0.source) (\($0.reason))" }.joined(separator: ", "))"])
         try? notifier.ready()
     }
 }
