@@ -1,4 +1,5 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -42,3 +43,12 @@ let package = Package(
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]
 )
+
+// libFuzzer harnesses (fuzz/README.md): only with SIGHTLINE_FUZZ set, as scripts/fuzz.sh builds them
+// (`--sanitize fuzzer --sanitize address`, their own scratch path), never in the normal build.
+if ProcessInfo.processInfo.environment["SIGHTLINE_FUZZ"] != nil {
+    for (name, module) in [("FuzzModel", "Detector"), ("FuzzLabels", "Detector"), ("FuzzSidecar", "Detector"), ("FuzzConfig", "Daemon")] {
+        package.targets.append(.executableTarget(name: name, dependencies: [.target(name: module)], path: "fuzz/Sources/\(name)",
+                                                 swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

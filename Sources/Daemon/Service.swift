@@ -76,7 +76,8 @@ public final class Service: @unchecked Sendable {
         // Complete before the socket accepts anyone: systemd may have queued connections already.
         hello = HelloState(model: model.path, precision: model.precision.precision.rawValue, labels: model.labelNames,
                            sources: config.sources.map(\.name))
-        let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group)
+        let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group,
+                                           maxSubscribers: config.socket.maxSubscribers)
         let activated = SystemdSocketActivation.listenDescriptors().first
         let greeting = hello
         if let activated {
@@ -302,6 +303,7 @@ public final class Service: @unchecked Sendable {
 
     private func reload() {
         try? notifier.reloading()
+        server.checkSocketFile()  // a deleted socket file would leave the daemon unreachable
         var fresh: DaemonConfig
         do {
             fresh = try DaemonConfig.load(path: configPath)

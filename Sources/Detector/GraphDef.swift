@@ -3,6 +3,14 @@ import Foundation
 /// The parts of a TensorFlow `GraphDef` protobuf that model import needs, read straight from the wire format.
 /// (A frozen graph is a few megabytes of `NodeDef`s; a generated protobuf library would cost more than it carries.)
 struct GraphDef {
+    /// What a detection graph can sensibly hold; anything larger is refused before it is allocated.
+    enum Limits {
+        /// A frozen SSD graph has a few thousand nodes.
+        static let nodes = 100_000
+        /// Elements of one tensor (constant or activation): 2^26, 256 MiB of f32.
+        static let tensorElements = 1 << 26
+    }
+
     struct Node {
         let name: String
         let op: String
@@ -28,7 +36,7 @@ struct GraphDef {
         let floats: [Float]
         let ints: [Int]
 
-        /// Element count; a scalar-broadcast constant stores one value for many.
+        /// Element count (checked against `Limits.tensorElements` when read); a scalar-broadcast constant stores one value for many.
         var count: Int { shape.reduce(1, *) }
     }
 
@@ -42,6 +50,7 @@ struct GraphDef {
             do throws(ProtobufReader.Malformed) {
                 while let (field, value) = try reader.next() {
                     if field == 1, case .bytes(let nodeBytes) = value {
+                        guard nodes.count < Limits.nodes else { throw .refused("the graph has more than \(Limits.nodes) nodes") }
                         nodes.append(try Self.parseNode(nodeBytes))
                     }
                 }
@@ -50,7 +59,9 @@ struct GraphDef {
                 return error
             }
         }
-        if let failure { throw ModelError.malformed("not a TensorFlow GraphDef protobuf (\(failure.reason))") }
+        if let failure {
+            throw ModelError.malformed(failure.inWireFormat ? "not a TensorFlow GraphDef protobuf (\(failure.reason))" : failure.reason)
+        }
         guard !nodes.isEmpty else { throw ModelError.malformed("not a TensorFlow GraphDef protobuf (no nodes)") }
         self.nodes = nodes
         var byName: [String: Node] = [:]
@@ -69,8 +80,12 @@ struct GraphDef {
                 let input = String(decoding: b, as: UTF8.self)
                 if !input.hasPrefix("^") { inputs.append(input) }
             case (5, .bytes(let b)):
-                let (key, attr) = try parseAttrEntry(b)
-                attrs[key] = attr
+                do throws(ProtobufReader.Malformed) {
+                    let (key, attr) = try parseAttrEntry(b)
+                    attrs[key] = attr
+                } catch where !error.inWireFormat {
+                    throw .refused("node '\(name)': \(error.reason)")
+                }
             default: break
             }
         }
@@ -127,7 +142,9 @@ struct GraphDef {
         var floatVals: [Float] = [], intVals: [Int] = []
         while let (field, v) = try reader.next() {
             switch (field, v) {
-            case (1, .varint(let d)): dtype = Int(d)
+            case (1, .varint(let d)):
+                guard let d = Int(exactly: d), d <= Int(Int32.max) else { throw .refused("tensor dtype \(d) is out of range") }
+                dtype = d
             case (2, .bytes(let b)): shape = try parseShape(b)
             case (4, .bytes(let b)): content = b
             case (5, .bytes(let b)):
@@ -137,15 +154,18 @@ struct GraphDef {
             case (7, .varint(let i)), (10, .varint(let i)): intVals.append(Int(Int32(truncatingIfNeeded: i)))
             default: break
             }
+            guard floatVals.count <= Limits.tensorElements, intVals.count <= Limits.tensorElements else {
+                throw .refused("a tensor holds more than \(Limits.tensorElements) values")
+            }
         }
-        let count = shape.reduce(1, *)
+        let count = try elementCount(shape)
         if let content {
             switch dtype {
             case Tensor.DType.float.rawValue:
-                guard content.count == count * 4 else { throw .init(reason: "tensor content size \(content.count) does not match shape \(shape)") }
+                guard content.count == count * 4 else { throw .refused("tensor content size \(content.count) does not match shape \(shape)") }
                 floatVals = (0..<count).map { Float(bitPattern: UInt32(littleEndian: content.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
             case Tensor.DType.int32.rawValue:
-                guard content.count == count * 4 else { throw .init(reason: "tensor content size \(content.count) does not match shape \(shape)") }
+                guard content.count == count * 4 else { throw .refused("tensor content size \(content.count) does not match shape \(shape)") }
                 intVals = (0..<count).map { Int(Int32(littleEndian: content.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self))) }
             default: break
             }
@@ -154,6 +174,20 @@ struct GraphDef {
         if floatVals.count == 1 && count > 1 { floatVals = Array(repeating: floatVals[0], count: count) }
         if intVals.count == 1 && count > 1 { intVals = Array(repeating: intVals[0], count: count) }
         return Tensor(dtype: dtype, shape: shape, floats: floatVals, ints: intVals)
+    }
+
+    /// The element count of a constant's shape, refusing negative dimensions and sizes beyond `Limits.tensorElements`.
+    private static func elementCount(_ shape: [Int]) throws(ProtobufReader.Malformed) -> Int {
+        var count = 1
+        for dim in shape {
+            guard dim >= 0 else { throw .refused("tensor shape \(shape) has a negative dimension") }
+            let (product, overflow) = count.multipliedReportingOverflow(by: dim)
+            guard !overflow, product <= Limits.tensorElements else {
+                throw .refused("tensor shape \(shape) has more than \(Limits.tensorElements) elements")
+            }
+            count = product
+        }
+        return count
     }
 
     private static func parseShape(_ bytes: UnsafeRawBufferPointer) throws(ProtobufReader.Malformed) -> [Int] {
@@ -166,6 +200,7 @@ struct GraphDef {
             while let (f, dv) = try dimReader.next() {
                 if f == 1, case .varint(let s) = dv { size = Int(Int64(bitPattern: s)) }
             }
+            guard dims.count < 8 else { throw .refused("tensor shape has more than 8 dimensions") }
             dims.append(size)
         }
         return dims
@@ -174,7 +209,13 @@ struct GraphDef {
 
 /// A forward-only reader of protobuf wire format over borrowed bytes.
 struct ProtobufReader {
-    struct Malformed: Error { let reason: String }
+    struct Malformed: Error {
+        let reason: String
+        /// False when the bytes are valid protobuf but what they say is refused (a size beyond a limit, a negative dimension).
+        var inWireFormat = true
+
+        static func refused(_ reason: String) -> Malformed { Malformed(reason: reason, inWireFormat: false) }
+    }
 
     enum Value {
         case varint(UInt64)

@@ -10,6 +10,17 @@ struct GraphImporter {
     static let classOutputNode = "concat_1"
     static let resizeSizeNode = "Preprocessor/map/while/ResizeImage/stack"
 
+    /// What a detection network may ask for, so a hostile graph is refused before anything is allocated.
+    enum Limits {
+        /// Input height and width (the reference models use 300).
+        static let inputSide = 1...2048
+        /// Elements of all activation tensors together: 2^28, 1 GiB of f32.
+        static let activationElements = 1 << 28
+        /// Multiply-accumulates per frame (SSDLite-MobileNetV2 at 300x300 needs 0.8 G).
+        static let multiplyAccumulates = 1 << 40
+        static let stride = 1...64
+    }
+
     private let graph: GraphDef
     /// Node name -> names of the nodes reading its output.
     private var consumers: [String: [String]] = [:]
@@ -18,6 +29,8 @@ struct GraphImporter {
     private var mapped: [String: Int] = [:]
     /// Tensor index -> index of the convolution that produces it.
     private var producer: [Int: Int] = [:]
+    private var activationElements = 0
+    private var multiplyAccumulates = 0
 
     static func importNetwork(_ graph: GraphDef) throws(ModelError) -> NetworkSpec {
         var importer = try GraphImporter(graph)
@@ -32,8 +45,12 @@ struct GraphImporter {
         guard let size = graph.byName[Self.resizeSizeNode], case .tensor(let t)? = size.attrs["value"], t.ints.count == 2 else {
             throw .notSSD("no preprocessor resize node '\(Self.resizeSizeNode)' giving the input size")
         }
+        let (height, width) = (t.ints[0], t.ints[1])
+        guard Limits.inputSide.contains(height), Limits.inputSide.contains(width) else {
+            throw .notSSD("input size \(height)x\(width) ('\(Self.resizeSizeNode)') is outside \(Limits.inputSide.lowerBound)...\(Limits.inputSide.upperBound) per side")
+        }
         guard graph.byName[Self.inputNode] != nil else { throw .notSSD("no preprocessor output node '\(Self.inputNode)'") }
-        spec = NetworkSpec(tensors: [.init(height: t.ints[0], width: t.ints[1], channels: 3)], convolutions: [], heads: [],
+        spec = NetworkSpec(tensors: [.init(height: height, width: width, channels: 3)], convolutions: [], heads: [],
                            classesWithBackground: 0, inputScale: 2.0 / 255.0, inputOffset: -1.0)
     }
 
@@ -47,8 +64,11 @@ struct GraphImporter {
         for (boxNode, classNode) in zip(boxParts, classParts) {
             let box = try tensor(for: boxNode)
             let logits = try tensor(for: classNode)
+            guard producer[box] != nil, producer[logits] != nil else {
+                throw .notSSD("head '\(producer[box] == nil ? boxNode : classNode)' is not the output of a convolution")
+            }
             let boxShape = spec.tensors[box], classShape = spec.tensors[logits]
-            guard boxShape.channels % 4 == 0, boxShape.height == classShape.height, boxShape.width == classShape.width else {
+            guard boxShape.channels % 4 == 0, boxShape.channels > 0, boxShape.height == classShape.height, boxShape.width == classShape.width else {
                 throw .notSSD("head '\(boxNode)' has \(boxShape.channels) channels, not 4 per anchor")
             }
             let anchors = boxShape.channels / 4
@@ -96,40 +116,82 @@ struct GraphImporter {
         return heads
     }
 
-    /// The tensor a graph node's output maps to, mapping its inputs first.
+    /// The tensor a graph node's output maps to, mapping its inputs first. Depth-first with an explicit stack,
+    /// so a long chain of nodes cannot overflow the call stack, and a node that (indirectly) feeds itself is refused.
     private mutating func tensor(for input: String) throws(ModelError) -> Int {
+        var path = [Self.nodeName(input)]
+        var onPath: Set<String> = [path[0]]
+        while let name = path.last {
+            if name == Self.inputNode || mapped[name] != nil {
+                path.removeLast()
+                onPath.remove(name)
+                continue
+            }
+            guard let node = graph.byName[name] else { throw .malformed("node '\(name)' is referenced but missing") }
+            let pending = try Self.tensorInputs(of: node).map(Self.nodeName).first { $0 != Self.inputNode && mapped[$0] == nil }
+            if let pending {
+                guard onPath.insert(pending).inserted else {
+                    throw .malformed("node '\(pending)' depends on its own output (through '\(name)')")
+                }
+                path.append(pending)
+                continue
+            }
+            mapped[name] = try map(node)
+        }
+        return try resolved(input)
+    }
+
+    /// The inputs of `node` that must be mapped to tensors before it, checking it has as many inputs as its op needs.
+    private static func tensorInputs(of node: GraphDef.Node) throws(ModelError) -> [String] {
+        let (needed, mappedInputs): (Int, Int)
+        switch node.op {
+        case "Identity", "Relu6": (needed, mappedInputs) = (1, 1)
+        case "Conv2D", "DepthwiseConv2dNative", "BiasAdd": (needed, mappedInputs) = (2, 1)
+        case "FusedBatchNorm", "FusedBatchNormV3": (needed, mappedInputs) = (5, 1)
+        case "Add", "AddV2": (needed, mappedInputs) = (2, 2)
+        default: throw .unsupported(node: node.name, op: node.op, reason: "cannot be mapped to an SSDLite-MobileNetV2 layer")
+        }
+        guard node.inputs.count >= needed else {
+            throw .unsupported(node: node.name, op: node.op, reason: "has \(node.inputs.count) inputs, needs \(needed)")
+        }
+        return Array(node.inputs.prefix(mappedInputs))
+    }
+
+    /// The tensor of an input already mapped by `tensor(for:)`.
+    private func resolved(_ input: String) throws(ModelError) -> Int {
         let name = Self.nodeName(input)
         if name == Self.inputNode { return 0 }
-        if let known = mapped[name] { return known }
-        guard let node = graph.byName[name] else { throw .malformed("node '\(name)' is referenced but missing") }
-        let result: Int
+        guard let tensor = mapped[name] else { throw .malformed("node '\(name)' was not mapped before its readers") }
+        return tensor
+    }
+
+    /// Maps one node whose tensor inputs are all mapped.
+    private mutating func map(_ node: GraphDef.Node) throws(ModelError) -> Int {
         switch node.op {
         case "Identity":
-            result = try tensor(for: node.inputs[0])
+            return try resolved(node.inputs[0])
         case "Conv2D", "DepthwiseConv2dNative":
-            result = try addConvolution(node)
+            return try addConvolution(node)
         case "FusedBatchNorm", "FusedBatchNormV3":
-            result = try foldBatchNorm(node)
+            return try foldBatchNorm(node)
         case "BiasAdd":
-            let x = try tensor(for: node.inputs[0])
+            let x = try resolved(node.inputs[0])
             let conv = try fusable(x, into: node)
             guard let bias = constant(node.inputs[1])?.floats, bias.count == spec.convolutions[conv].bias.count else {
                 throw .unsupported(node: node.name, op: node.op, reason: "has no constant bias of the right size")
             }
             for i in bias.indices { spec.convolutions[conv].bias[i] += bias[i] }
-            result = x
+            return x
         case "Relu6":
-            let x = try tensor(for: node.inputs[0])
+            let x = try resolved(node.inputs[0])
             let conv = try fusable(x, into: node)
             spec.convolutions[conv].postOps.append(.relu6)
-            result = x
+            return x
         case "Add", "AddV2":
-            result = try addResidual(node)
+            return try addResidual(node)
         default:
             throw .unsupported(node: node.name, op: node.op, reason: "cannot be mapped to an SSDLite-MobileNetV2 layer")
         }
-        mapped[name] = result
-        return result
     }
 
     /// The convolution producing `tensor`, if `node` may fuse into it: nothing else reads the unfused value.
@@ -140,19 +202,35 @@ struct GraphImporter {
         return conv
     }
 
-    /// Consumers of a node's output, looking through `Identity` nodes.
+    /// Consumers of a node's output, looking through `Identity` nodes (each counted once, so cycles end).
     private func consumerCount(_ input: String) -> Int {
-        consumers[Self.nodeName(input), default: []].reduce(0) { count, reader in
-            count + (graph.byName[reader]?.op == "Identity" ? consumerCount(reader) : 1)
+        var count = 0
+        var pending = [Self.nodeName(input)]
+        var seen = Set(pending)
+        while let name = pending.popLast() {
+            for reader in consumers[name, default: []] {
+                if graph.byName[reader]?.op == "Identity" {
+                    if seen.insert(reader).inserted { pending.append(reader) }
+                } else {
+                    count += 1
+                }
+            }
         }
+        return count
     }
 
     private mutating func addConvolution(_ node: GraphDef.Node) throws(ModelError) -> Int {
         let depthwise = node.op == "DepthwiseConv2dNative"
-        let x = try tensor(for: node.inputs[0])
+        let x = try resolved(node.inputs[0])
         let inShape = spec.tensors[x]
         guard let filter = constant(node.inputs[1]), filter.dtype == GraphDef.Tensor.DType.float.rawValue, filter.shape.count == 4 else {
             throw .unsupported(node: node.name, op: node.op, reason: "has no constant f32 filter")
+        }
+        guard filter.shape.allSatisfy({ $0 >= 1 }) else {
+            throw .unsupported(node: node.name, op: node.op, reason: "has an empty filter \(filter.shape)")
+        }
+        guard filter.floats.count == filter.count else {
+            throw .unsupported(node: node.name, op: node.op, reason: "filter \(filter.shape) holds \(filter.floats.count) values, not \(filter.count)")
         }
         if case .string(let format)? = node.attrs["data_format"], format != "NHWC" {
             throw .unsupported(node: node.name, op: node.op, reason: "uses data format \(format), not NHWC")
@@ -164,6 +242,9 @@ struct GraphImporter {
               padding == "SAME" || padding == "VALID" else {
             throw .unsupported(node: node.name, op: node.op, reason: "has unsupported strides or padding")
         }
+        guard strides[0] == 1, strides[3] == 1, Limits.stride.contains(strides[1]), Limits.stride.contains(strides[2]) else {
+            throw .unsupported(node: node.name, op: node.op, reason: "has strides \(strides), not [1, h, w, 1] with h and w in \(Limits.stride)")
+        }
         // TF filters are HWIO (Conv2D) or HWCM (depthwise, M = channel multiplier).
         let (kh, kw, fi, fo) = (filter.shape[0], filter.shape[1], filter.shape[2], filter.shape[3])
         guard fi == inShape.channels, !depthwise || fo == 1 else {
@@ -173,6 +254,11 @@ struct GraphImporter {
         let outChannels = depthwise ? fi : fo
         let (outH, padTop, padBottom) = Self.padding(input: inShape.height, kernel: kh, stride: strides[1], same: padding == "SAME")
         let (outW, padLeft, padRight) = Self.padding(input: inShape.width, kernel: kw, stride: strides[2], same: padding == "SAME")
+        guard outH >= 1, outW >= 1 else {
+            throw .unsupported(node: node.name, op: node.op, reason: "has a \(kh)x\(kw) kernel larger than its \(inShape.height)x\(inShape.width) input")
+        }
+        let outShape = NetworkSpec.Shape(height: outH, width: outW, channels: outChannels)
+        try reserve(outShape, multiplyAccumulates: kh * kw * (depthwise ? 1 : fi), for: node)
         var weights = [Float](repeating: 0, count: filter.count)
         for y in 0..<kh {
             for xk in 0..<kw {
@@ -185,7 +271,7 @@ struct GraphImporter {
                 }
             }
         }
-        spec.tensors.append(.init(height: outH, width: outW, channels: outChannels))
+        spec.tensors.append(outShape)
         let output = spec.tensors.count - 1
         spec.convolutions.append(.init(name: node.name, depthwise: depthwise, input: x, output: output,
                                        kernelHeight: kh, kernelWidth: kw, strideHeight: strides[1], strideWidth: strides[2],
@@ -197,7 +283,7 @@ struct GraphImporter {
 
     /// y = (conv - mean) * gamma / sqrt(var + eps) + beta, folded into the convolution's weights and bias.
     private mutating func foldBatchNorm(_ node: GraphDef.Node) throws(ModelError) -> Int {
-        let x = try tensor(for: node.inputs[0])
+        let x = try resolved(node.inputs[0])
         let conv = try fusable(x, into: node)
         if case .bool(true)? = node.attrs["is_training"] {
             throw .unsupported(node: node.name, op: node.op, reason: "is in training mode")
@@ -224,9 +310,8 @@ struct GraphImporter {
 
     /// A linear bottleneck's `input + project(...)`: fused as a sum post-op of the projection.
     private mutating func addResidual(_ node: GraphDef.Node) throws(ModelError) -> Int {
-        guard node.inputs.count == 2 else { throw .unsupported(node: node.name, op: node.op, reason: "does not have two inputs") }
-        let a = try tensor(for: node.inputs[0])
-        let b = try tensor(for: node.inputs[1])
+        let a = try resolved(node.inputs[0])
+        let b = try resolved(node.inputs[1])
         guard spec.tensors[a] == spec.tensors[b] else {
             throw .unsupported(node: node.name, op: node.op, reason: "adds tensors of different shapes")
         }
@@ -240,9 +325,11 @@ struct GraphImporter {
         throw .unsupported(node: node.name, op: node.op, reason: "does not add a convolution's output to another tensor")
     }
 
+    /// The value of a `Const`, looking through `Identity` nodes; nil for anything else (or an Identity cycle).
     private func constant(_ input: String) -> GraphDef.Tensor? {
         var name = Self.nodeName(input)
-        while let node = graph.byName[name] {
+        var seen: Set<String> = []
+        while seen.insert(name).inserted, let node = graph.byName[name] {
             if node.op == "Const", case .tensor(let t)? = node.attrs["value"] { return t }
             guard node.op == "Identity", let next = node.inputs.first else { return nil }
             name = Self.nodeName(next)
@@ -250,9 +337,27 @@ struct GraphImporter {
         return nil
     }
 
+    /// Counts a new activation tensor and its convolution's work against `Limits`.
+    private mutating func reserve(_ shape: NetworkSpec.Shape, multiplyAccumulates perOutput: Int, for node: GraphDef.Node) throws(ModelError) {
+        let (elements, overflow) = shape.height.multipliedReportingOverflow(by: shape.width)
+        let (all, overflow2) = elements.multipliedReportingOverflow(by: shape.channels)
+        guard !overflow, !overflow2, all <= GraphDef.Limits.tensorElements else {
+            throw .unsupported(node: node.name, op: node.op, reason: "outputs \(shape.height)x\(shape.width)x\(shape.channels), more than \(GraphDef.Limits.tensorElements) elements")
+        }
+        activationElements += all
+        guard activationElements <= Limits.activationElements else {
+            throw .notSSD("activations need more than \(Limits.activationElements) elements (at node '\(node.name)')")
+        }
+        let (work, overflow3) = all.multipliedReportingOverflow(by: perOutput)
+        multiplyAccumulates += overflow3 ? Limits.multiplyAccumulates + 1 : work
+        guard multiplyAccumulates <= Limits.multiplyAccumulates else {
+            throw .notSSD("the network needs more than \(Limits.multiplyAccumulates) multiply-accumulates per frame (at node '\(node.name)')")
+        }
+    }
+
     /// TensorFlow's output size and padding for one spatial dimension.
     static func padding(input: Int, kernel: Int, stride: Int, same: Bool) -> (output: Int, before: Int, after: Int) {
-        if !same { return ((input - kernel) / stride + 1, 0, 0) }
+        if !same { return (input < kernel ? 0 : (input - kernel) / stride + 1, 0, 0) }
         let output = (input + stride - 1) / stride
         let total = max((output - 1) * stride + kernel - input, 0)
         return (output, total / 2, total - total / 2)

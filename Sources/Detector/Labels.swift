@@ -18,9 +18,15 @@ public struct Labels: Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .labels(path: path, reason: "permission denied")
         }
+        return try parse(data, path: path)
+    }
+
+    /// Parses the contents of a label file; `path` names it in errors.
+    static func parse(_ data: Data, path: String) throws(ModelError) -> Labels {
         guard let text = String(data: data, encoding: .utf8) else { throw .labels(path: path, reason: "not a UTF-8 text file") }
         if text.contains("item") && text.contains("{") { return try parsePbtxt(text, path: path) }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // Split on every line break: "\r\n" is one Character, so splitting on "\n" alone would keep CRLF files whole.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }
         let names = lines.last == "" ? lines.dropLast() : lines[...]
         guard !names.isEmpty else { throw .labels(path: path, reason: "no labels") }

@@ -30,6 +30,9 @@ public final class Model: Sendable {
         network.kernels.map { (network.spec.convolutions[$0.layer].name, $0.implementation) }
     }
 
+    /// The largest graph file read (the reference models are 5-20 MB).
+    static let maximumFileSize = 1 << 30
+
     /// Loads a frozen graph and compiles it in `precision` (`auto`: see `PrecisionChoice.select`).
     /// Labels come from `labelsPath` if given, else the sidecar, else COCO's. int8 reads activation ranges from
     /// `calibrationPath`, by default `Calibration.path(forModel:)`.
@@ -40,16 +43,19 @@ public final class Model: Sendable {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw .unreadable(path: path, reason: "no such file")
         }
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        guard size <= Self.maximumFileSize else {
+            throw .unreadable(path: path, reason: "larger than \(Self.maximumFileSize >> 20) MiB, more than a detection model can be")
+        }
         guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: path) else {
             throw .unreadable(path: path, reason: isDirectory.boolValue ? "is a directory" : "permission denied")
         }
-        let graph: GraphDef
+        let spec: NetworkSpec
         do {
-            graph = try GraphDef(data: data)
+            spec = try GraphImporter.importNetwork(try GraphDef(data: data))
         } catch {
-            throw .unreadable(path: path, reason: "\(error)")
+            throw .unreadable(path: path, reason: error.description)
         }
-        let spec = try GraphImporter.importNetwork(graph)
         settings = try ModelSettings.forModel(at: path)
         if let labelsPath {
             labels = try Labels.load(path: labelsPath)

@@ -29,57 +29,89 @@ public struct ModelSettings: Sendable, Equatable {
     }
 
     public static func load(sidecar path: String) throws(ModelError) -> ModelSettings {
-        let object: Any
+        let data: Data
         do {
-            object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw .sidecar(path: path, reason: "not readable (\(error.localizedDescription))")
+        }
+        return try parse(sidecar: data, path: path)
+    }
+
+    /// Parses a sidecar's JSON; `path` names it in errors.
+    static func parse(sidecar data: Data, path: String) throws(ModelError) -> ModelSettings {
+        do {
+            return try JSONDecoder().decode(Sidecar.self, from: data).settings
+        } catch let problem as Sidecar.Problem {
+            throw .sidecar(path: path, reason: problem.reason)
+        } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
+            throw .sidecar(path: path, reason: "top level is not an object")
         } catch {
             throw .sidecar(path: path, reason: "not readable JSON (\(error.localizedDescription))")
         }
-        guard let json = object as? [String: Any] else { throw .sidecar(path: path, reason: "top level is not an object") }
+    }
+
+    /// The sidecar's JSON, decoded with types checked per key: `0` is a number and `true` is not
+    /// (JSONSerialization on Linux cannot tell them apart).
+    private struct Sidecar: Decodable {
+        struct Problem: Error { let reason: String }
+
+        struct Key: CodingKey {
+            let stringValue: String
+            init(stringValue: String) { self.stringValue = stringValue }
+            var intValue: Int? { nil }
+            init?(intValue: Int) { nil }
+        }
+
         var settings = ModelSettings()
-        for (key, value) in json {
-            func number() throws(ModelError) -> Float {
-                guard let n = value as? NSNumber, !(value is Bool) else { throw .sidecar(path: path, reason: "'\(key)' must be a number") }
-                return n.floatValue
-            }
-            func numbers(count: Int? = nil) throws(ModelError) -> [Float] {
-                guard let list = value as? [NSNumber], !list.isEmpty, count == nil || list.count == count else {
-                    throw .sidecar(path: path, reason: "'\(key)' must be a list of \(count.map(String.init) ?? "one or more") numbers")
+
+        init(from decoder: Decoder) throws {
+            let json = try decoder.container(keyedBy: Key.self)
+            func decode<T: Decodable>(_ key: Key, as type: T.Type, _ what: String) throws -> T {
+                do {
+                    return try json.decode(T.self, forKey: key)
+                } catch {
+                    throw Problem(reason: "'\(key.stringValue)' must be \(what)")
                 }
-                return list.map(\.floatValue)
             }
-            switch key {
-            case "min_scale": settings.minScale = try number()
-            case "max_scale": settings.maxScale = try number()
-            case "aspect_ratios": settings.aspectRatios = try numbers()
-            case "interpolated_scale_aspect_ratio": settings.interpolatedScaleAspectRatio = try number()
-            case "reduce_boxes_in_lowest_layer":
-                guard let flag = value as? Bool else { throw .sidecar(path: path, reason: "'\(key)' must be true or false") }
-                settings.reduceBoxesInLowestLayer = flag
-            case "box_scale_factors": settings.boxScaleFactors = try numbers(count: 4)
-            case "nms_score_threshold": settings.nmsScoreThreshold = try number()
-            case "nms_iou_threshold": settings.nmsIoUThreshold = try number()
-            case "max_detections_per_class", "max_detections":
-                let n = try number()
-                guard n >= 1, n <= 100_000, n.rounded() == n else { throw .sidecar(path: path, reason: "'\(key)' must be a whole number from 1 to 100000") }
-                if key == "max_detections" { settings.maxDetections = Int(n) } else { settings.maxDetectionsPerClass = Int(n) }
-            case "labels":
-                if let list = value as? [String] {
-                    settings.labels = Dictionary(uniqueKeysWithValues: list.enumerated().map { ($0.offset + 1, $0.element) })
-                } else if let map = value as? [String: String] {
-                    var labels: [Int: String] = [:]
-                    for (id, name) in map {
-                        guard let id = Int(id) else { throw .sidecar(path: path, reason: "label id '\(id)' is not an integer") }
-                        labels[id] = name
+            func numbers(_ key: Key, count: Int? = nil) throws -> [Float] {
+                let what = "a list of \(count.map(String.init) ?? "one or more") numbers"
+                let list = try decode(key, as: [Float].self, what)
+                guard !list.isEmpty, count == nil || list.count == count else { throw Problem(reason: "'\(key.stringValue)' must be \(what)") }
+                return list
+            }
+            for key in json.allKeys {
+                switch key.stringValue {
+                case "min_scale": settings.minScale = try decode(key, as: Float.self, "a number")
+                case "max_scale": settings.maxScale = try decode(key, as: Float.self, "a number")
+                case "aspect_ratios": settings.aspectRatios = try numbers(key)
+                case "interpolated_scale_aspect_ratio": settings.interpolatedScaleAspectRatio = try decode(key, as: Float.self, "a number")
+                case "reduce_boxes_in_lowest_layer": settings.reduceBoxesInLowestLayer = try decode(key, as: Bool.self, "true or false")
+                case "box_scale_factors": settings.boxScaleFactors = try numbers(key, count: 4)
+                case "nms_score_threshold": settings.nmsScoreThreshold = try decode(key, as: Float.self, "a number")
+                case "nms_iou_threshold": settings.nmsIoUThreshold = try decode(key, as: Float.self, "a number")
+                case "max_detections_per_class", "max_detections":
+                    let what = "a whole number from 1 to 100000"
+                    let n = try decode(key, as: Double.self, what)
+                    guard n >= 1, n <= 100_000, n.rounded() == n else { throw Problem(reason: "'\(key.stringValue)' must be \(what)") }
+                    if key.stringValue == "max_detections" { settings.maxDetections = Int(n) } else { settings.maxDetectionsPerClass = Int(n) }
+                case "labels":
+                    if let list = try? json.decode([String].self, forKey: key) {
+                        settings.labels = Dictionary(uniqueKeysWithValues: list.enumerated().map { ($0.offset + 1, $0.element) })
+                    } else if let map = try? json.decode([String: String].self, forKey: key) {
+                        var labels: [Int: String] = [:]
+                        for (id, name) in map {
+                            guard let id = Int(id) else { throw Problem(reason: "label id '\(id)' is not an integer") }
+                            labels[id] = name
+                        }
+                        settings.labels = labels
+                    } else {
+                        throw Problem(reason: "'labels' must be a list of names or an object of id to name")
                     }
-                    settings.labels = labels
-                } else {
-                    throw .sidecar(path: path, reason: "'labels' must be a list of names or an object of id to name")
+                default:
+                    throw Problem(reason: "unknown key '\(key.stringValue)'")
                 }
-            default:
-                throw .sidecar(path: path, reason: "unknown key '\(key)'")
             }
         }
-        return settings
     }
 }

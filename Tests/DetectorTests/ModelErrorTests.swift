@@ -57,6 +57,86 @@ final class ModelErrorTests: XCTestCase {
         XCTAssertTrue(message.contains("(op Floor)") && message.contains("node 'FeatureExtractor/MobilenetV2/Conv/Relu6'"), message)
     }
 
+    private static let seeds = TestPaths.repoRoot.appendingPathComponent("fuzz/corpus/model")
+
+    /// Each reproducer of issue 8 (`fuzz/make_graph_seeds.py`: the tiny graph with one hostile field) is refused
+    /// with one line naming the problem.
+    func testHostileGraphsAreRefusedByName() {
+        let expected = [
+            "dtype-varint-2e63.pb": "tensor dtype 9223372036854775808 is out of range",
+            "shape-product-overflow.pb": "tensor shape [4294967296, 4294967296, 16] has more than 67108864 elements",
+            "content-size-overflow.pb": "has more than 67108864 elements",
+            "broadcast-2e36.pb": "tensor shape [262144, 262144] has more than 67108864 elements",
+            "identity-without-input.pb": "node 'Box/in' (op Identity) has 0 inputs, needs 1",
+            "biasadd-one-input.pb": "node 'Box/BiasAdd' (op BiasAdd) has 1 inputs, needs 2",
+            "conv2d-one-input.pb": "node 'Box/Conv2D' (op Conv2D) has 1 inputs, needs 2",
+            "relu6-without-input.pb": "node 'Box/relu' (op Relu6) has 0 inputs, needs 1",
+            "stride-zero.pb": "has strides [1, 0, 0, 1]",
+            "channels-zero.pb": "has an empty filter [1, 1, 3, 0]",
+            "negative-kernel.pb": "tensor shape [-1, 1, 3, 12] has a negative dimension",
+            "too-few-floats.pb": "filter [1, 1, 3, 12] holds 35 values, not 36",
+            "input-size-negative.pb": "input size -300x300",
+            "input-size-zero.pb": "input size 0x0",
+            "input-size-absurd.pb": "input size 100000x100000",
+            "identity-feeds-itself.pb": "node 'Box/loop' depends on its own output",
+            "identity-cycle.pb": "depends on its own output",
+        ]
+        for (file, fragment) in expected {
+            let message = loadError(Self.seeds.appendingPathComponent(file).path)
+            XCTAssertTrue(message.contains(fragment), "\(file): \(message)")
+            XCTAssertFalse(message.contains("\n"), "\(file): \(message)")
+        }
+    }
+
+    /// The graph the reproducers start from loads, so each is refused for its one hostile field.
+    func testTinyGraphLoads() {
+        XCTAssertEqual(loadError(Self.seeds.appendingPathComponent("tiny-ssd.pb").path), "loaded")
+    }
+
+    /// A legal chain of 20,000 Identity nodes between the preprocessor and a head is resolved without recursion.
+    func testLongIdentityChainLoads() throws {
+        var bytes = [UInt8](try Data(contentsOf: Self.seeds.appendingPathComponent("tiny-ssd.pb")))
+        func lengthDelimited(_ field: UInt8, _ payload: [UInt8]) -> [UInt8] {
+            var length = [UInt8](), n = payload.count
+            repeat {
+                length.append(UInt8(n & 0x7f) | (n > 0x7f ? 0x80 : 0))
+                n >>= 7
+            } while n > 0
+            return [field << 3 | 2] + length + payload
+        }
+        func node(_ name: String, _ op: String, _ input: String) -> [UInt8] {
+            lengthDelimited(1, lengthDelimited(1, Array(name.utf8)) + lengthDelimited(2, Array(op.utf8)) + lengthDelimited(3, Array(input.utf8)))
+        }
+        let links = 20_000
+        for i in 1...links { bytes += node("chain/\(i)", "Identity", i == 1 ? "Preprocessor/sub" : "chain/\(i - 1)") }
+        // Redefine the box head's convolution (the last definition of a name wins) to read the end of the chain.
+        let strides = lengthDelimited(5, lengthDelimited(1, Array("strides".utf8)) + lengthDelimited(2, lengthDelimited(1, [3 << 3 | 2, 4, 1, 1, 1, 1])))
+        let padding = lengthDelimited(5, lengthDelimited(1, Array("padding".utf8)) + lengthDelimited(2, lengthDelimited(2, Array("SAME".utf8))))
+        bytes += lengthDelimited(1, lengthDelimited(1, Array("Box/Conv2D".utf8)) + lengthDelimited(2, Array("Conv2D".utf8))
+            + lengthDelimited(3, Array("chain/\(links)".utf8)) + lengthDelimited(3, Array("Box/weights".utf8)) + strides + padding)
+        let path = try writeTemp(Data(bytes), name: "chain.pb")
+        XCTAssertEqual(loadError(path), "loaded")
+    }
+
+    /// Every file of the fuzzers' corpora (seeds and anything the fuzzers kept) still gives an error or a model, never a crash.
+    func testFuzzCorpusReplays() throws {
+        let corpus = TestPaths.repoRoot.appendingPathComponent("fuzz/corpus")
+        var replayed = 0
+        for kind in ["model", "labels", "sidecar"] {
+            let dir = corpus.appendingPathComponent(kind)
+            for file in try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() {
+                let path = dir.appendingPathComponent(file).path
+                switch kind {
+                case "model": _ = loadError(path)
+                case "labels": _ = try? Labels.load(path: path)
+                default: _ = try? ModelSettings.load(sidecar: path)
+                }
+                replayed += 1
+            }
+        }
+        XCTAssertGreaterThan(replayed, 20)
+    }
+
     func testDirectoryIsNotAModel() throws {
         let dir = try TestPaths.temporaryDirectory().path
         XCTAssertTrue(loadError(dir).contains("is a directory"), loadError(dir))
@@ -73,6 +153,34 @@ final class ModelErrorTests: XCTestCase {
         XCTAssertThrowsError(try ModelSettings.forModel(at: dir.appendingPathComponent("m.pb").path)) { error in
             XCTAssertTrue("\(error)".contains("unknown key 'nms_iou'"), "\(error)")
         }
+    }
+
+    func testSidecarNumbersAreTypedStrictly() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        let sidecar = dir.appendingPathComponent("m.json").path
+        try Data(#"{"min_scale": 0, "max_scale": 1, "aspect_ratios": [1, 0.5], "reduce_boxes_in_lowest_layer": false}"#.utf8)
+            .write(to: URL(fileURLWithPath: sidecar))
+        let settings = try ModelSettings.load(sidecar: sidecar)
+        XCTAssertEqual(settings.minScale, 0)
+        XCTAssertEqual(settings.maxScale, 1)
+        XCTAssertEqual(settings.aspectRatios, [1, 0.5])
+        XCTAssertFalse(settings.reduceBoxesInLowestLayer)
+        for (json, fragment) in [(#"{"min_scale": true}"#, "'min_scale' must be a number"),
+                                 (#"{"aspect_ratios": [1, false]}"#, "'aspect_ratios' must be a list of one or more numbers"),
+                                 (#"{"reduce_boxes_in_lowest_layer": 1}"#, "'reduce_boxes_in_lowest_layer' must be true or false"),
+                                 (#"{"max_detections": 2.5}"#, "'max_detections' must be a whole number"),
+                                 (#"[1, 2]"#, "top level is not an object"),
+                                 (#"{"min_scale": "#, "not readable JSON")] {
+            try Data(json.utf8).write(to: URL(fileURLWithPath: sidecar))
+            XCTAssertThrowsError(try ModelSettings.load(sidecar: sidecar), json) { error in
+                XCTAssertTrue("\(error)".contains(fragment) && "\(error)".contains(sidecar), "\(json): \(error)")
+            }
+        }
+    }
+
+    func testCRLFLabelFileGivesOneLabelPerLine() throws {
+        let path = try writeTemp(Data("person\r\nbicycle\r\ncar\r\n".utf8), name: "labels.txt")
+        XCTAssertEqual(try Labels.load(path: path).names, [1: "person", 2: "bicycle", 3: "car"])
     }
 
     func testLabelMapPbtxt() throws {
