@@ -62,6 +62,7 @@ public final class Service: @unchecked Sendable {
         self.logger = logger
         let model = try Model(path: config.model ?? defaultModel, labelsPath: config.labels)
         self.model = model
+        for warning in model.warnings { logger.warning("\(warning)") }
         if !model.referenceKernels.isEmpty {
             logger.warning("\(model.referenceKernels.count) layer(s) run on oneDNN reference kernels (about 100x slower)",
                            metadata: ["layers": "\(model.referenceKernels.joined(separator: "; "))"])

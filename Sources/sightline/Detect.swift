@@ -66,7 +66,7 @@ struct Detect: ParsableCommand {
 
     func run() throws {
         let loaded = try failingCleanly { try Model(path: model, labelsPath: labels) }
-        warnAboutReferenceKernels(loaded)
+        reportModelWarnings(loaded)
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
         let done = DispatchSemaphore(value: 0)
@@ -167,7 +167,8 @@ struct CommandError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-func warnAboutReferenceKernels(_ model: Model) {
+func reportModelWarnings(_ model: Model) {
+    for warning in model.warnings { reportError("WARNING: \(warning)") }
     let slow = model.referenceKernels
     guard !slow.isEmpty else { return }
     reportError("WARNING: \(slow.count) layer(s) run on oneDNN's reference kernels, about 100x slower: \(slow.joined(separator: "; "))")

@@ -5,7 +5,7 @@ import XCTest
 /// Post-processing with several classes (as COCO models have), on a tiny 2x2 anchor grid.
 final class PostprocessorTests: XCTestCase {
     /// One 2x2 layer with the lowest-layer reduction: 3 anchors per cell, 12 in all.
-    let anchors = try! Anchors(settings: ModelSettings(), gridSizes: [(2, 2)], perCell: [3])
+    let anchors = try! Anchors(settings: ModelSettings(), gridSizes: [(2, 2)], perCell: [3], inputHeight: 300, inputWidth: 300)
     let classes = 3
 
     func makePost(_ settings: ModelSettings = ModelSettings()) -> Postprocessor {
