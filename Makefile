@@ -10,7 +10,7 @@
 #   $(BINDIR)/sightline
 #   $(UNITDIR)/sightline.service, sightline.socket   (ExecStart and config path substituted)
 #   $(SYSCONFDIR)/sightline/sightline.yaml             (only if absent: an edited config is never overwritten)
-#   $(DATADIR)/sightline/models/pedestrian-ssdlite/   (the default model; `scripts/setup.sh` fetches it)
+#   $(DATADIR)/sightline/models/pedestrian-ssdlite/   (the default model and its int8 calibration; `scripts/setup.sh` makes them)
 #   $(DATADIR)/doc/sightline/                          (CONFIG.md, SCHEMA.md)
 # INSTALL_SKIP_BUILD=1 installs the binary already in .build/release without building it first.
 
@@ -30,7 +30,7 @@ INSTALL_SKIP_BUILD ?=
 
 RELEASE_BIN := .build/release/sightline
 MODEL_SRC   := .cache/models/pedestrian-ssdlite
-MODEL_FILES := frozen_inference_graph.pb frozen_inference_graph.json
+MODEL_FILES := frozen_inference_graph.pb frozen_inference_graph.json frozen_inference_graph.calibration.json
 MODEL_DIR   := $(DATADIR)/sightline/models/pedestrian-ssdlite
 DOC_DIR     := $(DATADIR)/doc/sightline
 DOCS        := $(wildcard docs/CONFIG.md docs/SCHEMA.md)

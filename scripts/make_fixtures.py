@@ -16,6 +16,9 @@ export) with TensorFlow itself and writes, into Tests/DetectorTests/Fixtures/:
                          `num_detections:0`) for RGB frames decoded by the
                          exact ffmpeg command the Swift decoder reproduces,
                          plus an FNV-1a 64 hash of each frame's packed RGB.
+  accuracy_frames.json   The same for more frames (every 25th of vtest.avi), which
+                         the reduced-precision (bf16, int8) accuracy tests evaluate;
+                         calibration (scripts/setup.sh) uses other media.
   graph_postprocess.json Postprocessor / preprocessor constants read from the
                          GraphDef's Const nodes (NMS thresholds, max detections,
                          box-coder scales, clipping, resize size and attrs).
@@ -55,6 +58,11 @@ MEDIA_FRAMES = [
     ("vtest.avi", [0, 150, 400, 794]),
     ("messi5.jpg", [0]),
     ("basketball1.png", [0]),
+]
+
+# Frames the bf16/int8 accuracy tests compare against TensorFlow f32 (never calibration frames).
+ACCURACY_FRAMES = [
+    ("vtest.avi", list(range(0, 795, 25))),
 ]
 
 INPUT_FORMULA = (
@@ -240,9 +248,9 @@ def make_anchors(sess, model_sha):
     }
 
 
-def make_frames(sess, media_dir, model_sha, tf_version, ffmpeg_version):
+def make_frames(sess, media_dir, model_sha, tf_version, ffmpeg_version, media_frames=MEDIA_FRAMES):
     entries, sources = [], []
-    for media, indices in MEDIA_FRAMES:
+    for media, indices in media_frames:
         path = os.path.join(media_dir, media)
         w, h, total, kept, info = decode_frames(path, indices)
         sources.append({"media": media, "codec": info.get("codec_name"),
@@ -370,6 +378,8 @@ def main():
         write_json(args.out_dir, "tensor_parity.json", make_tensor_parity(sess, model_sha))
         write_json(args.out_dir, "frames.json",
                    make_frames(sess, args.media_dir, model_sha, tf.__version__, ffmpeg_version))
+        write_json(args.out_dir, "accuracy_frames.json",
+                   make_frames(sess, args.media_dir, model_sha, tf.__version__, ffmpeg_version, ACCURACY_FRAMES))
     return 0
 
 

@@ -45,7 +45,7 @@ fi
 
 MEDIA_DIR="$CACHE/media"
 mkdir -p "$MEDIA_DIR"
-for f in vtest.avi messi5.jpg basketball1.png; do
+for f in vtest.avi messi5.jpg basketball1.png Megamind.avi; do
     src=/usr/share/doc/opencv-doc/examples/data/$f
     [ -s "$MEDIA_DIR/$f" ] && continue
     if [ -s "$src" ]; then cp "$src" "$MEDIA_DIR/$f"
@@ -60,5 +60,15 @@ if ! command -v swift >/dev/null 2>&1; then
     else
         echo "setup: Swift 6 toolchain not found (expected on PATH or at /opt/swift)" >&2; exit 1
     fi
+fi
+# int8 activation ranges for the default model, so that `--precision auto` runs int8 out of the box. Calibrated on
+# Megamind.avi: never on the vtest.avi frames and images the accuracy tests compare against TensorFlow.
+CALIBRATION="$MODEL_DIR/frozen_inference_graph.calibration.json"
+if [ ! -s "$CALIBRATION" ]; then
+    command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
+    echo "setup: calibrating the default model for int8" >&2
+    swift build -c release --product sightline >&2
+    .build/release/sightline calibrate --model "$MODEL_DIR/frozen_inference_graph.pb" --frames 40 --every 6 \
+        -o "$CALIBRATION" "$MEDIA_DIR/Megamind.avi" >&2
 fi
 echo "setup: ready (cache at $CACHE)" >&2

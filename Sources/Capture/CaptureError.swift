@@ -6,5 +6,6 @@ public struct CaptureError: Error, CustomStringConvertible, Sendable {
         self.input = input
         self.reason = reason
     }
-    public var description: String { "\(input): \(reason)" }
+    /// With any password in the input (or in libav's wording) masked: this is what gets printed and logged.
+    public var description: String { Redaction.redactingPasswords("\(input): \(reason)") }
 }

@@ -20,6 +20,9 @@ public final class FFmpegSource: @unchecked Sendable {
 
     private let sourceID: String
     private let pool: PixelBufferPool
+    /// For network streams: a frame's capture time is its timestamp on the local clock, not when it was decoded.
+    private var streamClock: StreamClock?
+    private let opened = ContinuousClock.now
     private let interrupt: Interrupt
     /// Held by `next()` and `close()`, so a close from another thread waits for the aborted
     /// read to return before freeing what it uses.
@@ -40,6 +43,7 @@ public final class FFmpegSource: @unchecked Sendable {
         self.pool = pool
         let network = Self.isNetwork(input)
         isLive = network || input.hasPrefix("/dev/")
+        streamClock = network ? StreamClock() : nil
         interrupt = Interrupt(timeout: ioTimeout)
         let context = try Context(input: input, network: network, interrupt: interrupt)
         frameRate = context.frameRate
@@ -55,12 +59,18 @@ public final class FFmpegSource: @unchecked Sendable {
             switch avcodec_receive_frame(context.decoder, context.frame) {
             case 0:
                 defer { av_frame_unref(context.frame) }
-                let captureTime = Date()
-                let captureInstant = ContinuousClock.now
+                var captureTime = Date()
+                var captureInstant = ContinuousClock.now
                 let pixels = try context.convert(input: input, pool: pool)
-                let pts = context.frame.pointee.best_effort_timestamp
-                let frame = Frame(sourceID: sourceID, sequence: sequence,
-                                  pts: pts == sl_av_nopts_value() ? nil : Double(pts) * context.timeBase,
+                let timestamp = context.frame.pointee.best_effort_timestamp
+                let pts = timestamp == sl_av_nopts_value() ? nil : Double(timestamp) * context.timeBase
+                if let pts, var clock = streamClock {
+                    let age = clock.age(pts: pts, arrival: (captureInstant - opened) / .seconds(1))
+                    streamClock = clock
+                    captureTime -= age
+                    captureInstant -= .microseconds(Int64(age * 1_000_000))
+                }
+                let frame = Frame(sourceID: sourceID, sequence: sequence, pts: pts,
                                   captureTime: captureTime, captureInstant: captureInstant, pixels: pixels)
                 sequence += 1
                 return frame
@@ -223,6 +233,10 @@ private final class Context {
             if status == sl_averror_invaliddata() && !network {
                 throw CaptureError(input: input, reason: "not a recognised media file (\(averrorText(status)))")
             }
+            // libav reports a host that does not resolve as a bare I/O error; say what it is.
+            if network, let unresolved = unresolvableHost(input) {
+                throw CaptureError(input: input, reason: "opening failed: \(unresolved)")
+            }
             throw interrupt.error(status, doing: "opening", input: input)
         }
 
@@ -282,4 +296,16 @@ private func averrorText(_ status: Int32) -> String {
         guard av_strerror(status, buffer.baseAddress, buffer.count) == 0 else { return "error \(status)" }
         return String(cString: buffer.baseAddress!)
     }
+}
+
+/// "cannot resolve host ..." when the URL's host does not resolve, nil when it does (or the URL has none).
+private func unresolvableHost(_ input: String) -> String? {
+    guard let host = URLComponents(string: input)?.host, !host.isEmpty else { return nil }
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var result: UnsafeMutablePointer<addrinfo>?
+    let status = getaddrinfo(host, nil, &hints, &result)
+    if let result { freeaddrinfo(result) }
+    guard status != 0 else { return nil }
+    return "cannot resolve host '\(host)' (\(String(cString: gai_strerror(status))))"
 }

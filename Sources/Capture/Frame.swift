@@ -71,6 +71,8 @@ public struct Frame: Sendable {
     /// Monotonic capture instant, for latency measurements.
     public let captureInstant: ContinuousClock.Instant
     public let pixels: PixelBuffer
+    /// The file the frame came from, when the source is several files (a directory or an image sequence).
+    public var file: String?
 
     public var width: Int { pixels.width }
     public var height: Int { pixels.height }

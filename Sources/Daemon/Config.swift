@@ -1,3 +1,5 @@
+import Capture
+import Detector
 import Foundation
 import FrameRing
 import Yams
@@ -11,8 +13,10 @@ public struct DaemonConfig: Sendable, Equatable {
 
     /// Frozen graph (.pb); nil: the bundled default model the CLI resolves.
     public var model: String?
-    /// Label file; nil: the model's sidecar, else COCO.
+    /// Label file; nil: the model's sidecar, else COCO's for a 90-class model, else class_<id>.
     public var labels: String?
+    /// Numeric precision of the detector; `auto` picks the fastest this CPU and model are ready for.
+    public var precision: PrecisionChoice = .auto
     /// `threshold` (default score) and `thresholds` (per-label overrides).
     public var thresholds: Thresholds
     /// Detector worker threads as configured; 0 means one per core (see `workerCount`).
@@ -20,8 +24,13 @@ public struct DaemonConfig: Sendable, Equatable {
     public var socket: Socket
     /// Interval of the daemon's heartbeat; nil when `heartbeat_seconds: 0` turns it off.
     public var heartbeat: Duration?
+    /// The longest wait between attempts to reopen a failed source (the backoff's cap).
+    public var reconnectMax: Duration
     /// At least one; names are unique.
     public var sources: [SourceOptions]
+    /// The line each key was written on, by key path (`socket.group`, `sources[1].thresholds.person`), so that
+    /// problems found after parsing (a model that does not load, an unknown label) can name their line too.
+    public var lines = KeyLines()
 
     /// Where clients connect.
     public struct Socket: Sendable, Equatable {
@@ -35,6 +44,9 @@ public struct DaemonConfig: Sendable, Equatable {
         /// Records queued per subscriber before its oldest are dropped (and it is sent a `lag` record).
         public var queueLimit: Int
 
+        /// The directory systemd creates for the service (`RuntimeDirectory=sightline`); it does not exist before.
+        public static let runtimeDirectory = "/run/sightline"
+
         public init(path: String = Socket.defaultPath, mode: UInt32 = 0o660, group: String? = nil, queueLimit: Int = 1024) {
             self.path = path
             self.mode = mode
@@ -45,13 +57,14 @@ public struct DaemonConfig: Sendable, Equatable {
 
     public init(model: String? = nil, labels: String? = nil, thresholds: Thresholds = Thresholds(defaultScore: 0.5),
                 workers: Int = 0, socket: Socket = Socket(), heartbeat: Duration? = .seconds(10),
-                sources: [SourceOptions]) {
+                reconnectMax: Duration = .seconds(30), sources: [SourceOptions]) {
         self.model = model
         self.labels = labels
         self.thresholds = thresholds
         self.workers = workers
         self.socket = socket
         self.heartbeat = heartbeat
+        self.reconnectMax = reconnectMax
         self.sources = sources
     }
 
@@ -59,16 +72,17 @@ public struct DaemonConfig: Sendable, Equatable {
     public var workerCount: Int { workers > 0 ? workers : max(ProcessInfo.processInfo.activeProcessorCount, 1) }
 
     /// Reads and validates the file at `path`. Relative `model`, `labels` and file inputs are resolved against
-    /// the file's directory.
-    public static func load(path: String) throws(ConfigError) -> DaemonConfig {
+    /// the file's directory; `${NAME}` and `${credential:NAME}` in strings are replaced from `environment`.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> DaemonConfig {
         let text = try readFile(path)
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        return try parse(text, origin: path, baseDirectory: directory)
+        return try parse(text, origin: path, baseDirectory: directory, environment: environment)
     }
 
     /// Validates YAML `text`; `origin` names it in messages (normally the file's path). With `baseDirectory`,
     /// relative `model`, `labels` and file inputs are resolved against it; without, they are kept as written.
-    public static func parse(_ text: String, origin: String, baseDirectory: String? = nil) throws(ConfigError) -> DaemonConfig {
+    public static func parse(_ text: String, origin: String, baseDirectory: String? = nil,
+                             environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> DaemonConfig {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -77,7 +91,7 @@ public struct DaemonConfig: Sendable, Equatable {
         } catch {
             throw ConfigError([ConfigError.Problem(origin: origin, line: nil, keyPath: "", message: "cannot parse: \(error)")])
         }
-        var reader = ConfigReader(origin: origin, baseDirectory: baseDirectory)
+        var reader = ConfigReader(origin: origin, baseDirectory: baseDirectory, environment: environment)
         let config = reader.read(root)
         guard reader.problems.isEmpty, let config else {
             // In file order (a stable sort: problems on one line keep the order they were found in).
@@ -131,13 +145,13 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
             self.message = message
         }
 
-        /// `origin:line: key.path: message`, leaving out what is unknown.
+        /// `origin:line: key.path: message`, leaving out what is unknown; a password in a URL is masked.
         public var description: String {
             var text = origin
             if let line { text += ":\(line)" }
             text += ": "
             if !keyPath.isEmpty { text += keyPath + ": " }
-            return text + message
+            return Redaction.redactingPasswords(text + message)
         }
 
         init(syntax error: YamlError, origin: String) {
@@ -168,23 +182,63 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String { problems.map(\.description).joined(separator: "\n") }
 }
 
+/// The ranges numbers in the config (and the matching command-line options) must fall in: wide enough for any
+/// real deployment, narrow enough that no value can exhaust memory or make a timer meaningless.
+public enum ConfigLimits {
+    /// `workers`, `--threads`: each worker holds its own engine (about 10 MB with the default model).
+    public static let workers = 0...256
+    /// `ring_capacity`, `--ring-capacity`: frames queued per source (a 1080p frame is 6 MB).
+    public static let ringCapacity = 1...256
+    /// `socket.queue_limit`: records queued per subscriber.
+    public static let queueLimit = 1...100_000
+    /// `heartbeat_seconds` (0 turns heartbeats off).
+    public static let heartbeatSeconds = 0.1...86_400.0
+    /// `io_timeout`, `--io-timeout`, in seconds.
+    public static let ioTimeoutSeconds = 0.1...3_600.0
+    /// `reconnect_max_seconds`.
+    public static let reconnectMaxSeconds = 1.0...3_600.0
+    /// `fps_limit`, `realtime_fps`, `capture_fps`, `--fps`, `--capture-fps`.
+    public static let framesPerSecond = 0.001...1_000.0
+    /// `width`, `height`, `--size`.
+    public static let captureSide = 1...16_384
+}
+
+/// Where each key of a config file was written. Not part of a config's value: two configs that say the same
+/// thing are equal wherever their keys sit.
+public struct KeyLines: Sendable, Equatable {
+    public private(set) var lines: [String: Int] = [:]
+
+    public init() {}
+
+    /// The 1-based line of the key at `keyPath`, or nil when the file did not write it.
+    public subscript(_ keyPath: String) -> Int? { lines[keyPath] }
+
+    mutating func set(_ keyPath: String, line: Int?) { lines[keyPath] = line }
+
+    public static func == (_: KeyLines, _: KeyLines) -> Bool { true }
+}
+
 // MARK: - Reading the node tree
 
 /// Walks the composed YAML tree, converting values and recording every problem it finds.
-private struct ConfigReader {
+struct ConfigReader {
     let origin: String
     let baseDirectory: String?
+    let environment: [String: String]
     var problems: [ConfigError.Problem] = []
+    var lines = KeyLines()
 
-    init(origin: String, baseDirectory: String?) {
+    init(origin: String, baseDirectory: String?, environment: [String: String]) {
         self.origin = origin
         self.baseDirectory = baseDirectory
+        self.environment = environment
     }
 
-    static let topKeys = ["model", "labels", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds", "sources"]
+    static let topKeys = ["model", "labels", "precision", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds",
+                          "reconnect_max_seconds", "sources"]
     static let socketKeys = ["path", "mode", "group", "queue_limit"]
     static let sourceKeys = ["name", "input", "policy", "fps_limit", "realtime", "realtime_fps", "ring_capacity", "io_timeout",
-                             "width", "height", "capture_fps"]
+                             "width", "height", "capture_fps", "threshold", "thresholds"]
 
     mutating func problem(_ node: Node?, _ path: String, _ message: String) {
         problems.append(ConfigError.Problem(origin: origin, line: node?.mark?.line, keyPath: path, message: message))
@@ -200,26 +254,41 @@ private struct ConfigReader {
         var config = DaemonConfig(sources: [])
         config.model = fields["model"].flatMap { path($0, "model") }
         config.labels = fields["labels"].flatMap { path($0, "labels") }
+        if let node = fields["precision"], let value = nonNullScalar(node, "precision") {
+            if let precision = PrecisionChoice(rawValue: value) {
+                config.precision = precision
+            } else {
+                let names = PrecisionChoice.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+                problem(node, "precision", "must be one of \(names), got \"\(value)\"")
+            }
+        }
         if let node = fields["threshold"], let value = score(node, "threshold") { config.thresholds.defaultScore = value }
         if let node = fields["thresholds"] { config.thresholds.perLabel = labelScores(node, "thresholds") }
-        if let node = fields["workers"], let value = integer(node, "workers") {
-            if value >= 0 { config.workers = value } else { problem(node, "workers", "must be 0 (one per core) or more, got \(value)") }
+        if let node = fields["workers"], let value = integer(node, "workers", in: ConfigLimits.workers, zeroMeaning: "one per core") {
+            config.workers = value
         }
         if let node = fields["socket"] { config.socket = socket(node, "socket") }
         if let node = fields["heartbeat_seconds"], let value = number(node, "heartbeat_seconds") {
+            let range = ConfigLimits.heartbeatSeconds
             if value == 0 {
                 config.heartbeat = nil
-            } else if value > 0 && value <= 86_400 {
+            } else if range.contains(value) {
                 config.heartbeat = .milliseconds(Int64((value * 1000).rounded()))
             } else {
-                problem(node, "heartbeat_seconds", "must be between 0 (off) and 86400 seconds, got \(format(value))")
+                problem(node, "heartbeat_seconds",
+                        "must be 0 (off) or between \(format(range.lowerBound)) and \(format(range.upperBound)) seconds, got \(format(value))")
             }
+        }
+        if let node = fields["reconnect_max_seconds"],
+           let value = number(node, "reconnect_max_seconds", in: ConfigLimits.reconnectMaxSeconds, unit: " seconds") {
+            config.reconnectMax = .milliseconds(Int64((value * 1000).rounded()))
         }
         if let node = fields["sources"] {
             config.sources = sources(node, "sources")
         } else {
             problem(root, "sources", "missing: list at least one source (name and input)")
         }
+        config.lines = lines
         return config
     }
 
@@ -248,8 +317,8 @@ private struct ConfigReader {
         if let node = fields["group"], !node.isNull, let value = string(node, "\(path).group") {
             socket.group = value
         }
-        if let node = fields["queue_limit"], let value = integer(node, "\(path).queue_limit") {
-            if value >= 1 { socket.queueLimit = value } else { problem(node, "\(path).queue_limit", "must be at least 1, got \(value)") }
+        if let node = fields["queue_limit"], let value = integer(node, "\(path).queue_limit", in: ConfigLimits.queueLimit) {
+            socket.queueLimit = value
         }
         return socket
     }
@@ -313,21 +382,22 @@ private struct ConfigReader {
                 problem(node, "\(path).realtime_fps", "only applies with `realtime: true`")
             }
         }
-        if let node = fields["ring_capacity"], !node.isNull, let value = integer(node, "\(path).ring_capacity") {
-            if value >= 1 { options.ringCapacity = value } else { problem(node, "\(path).ring_capacity", "must be 1 or more, got \(value)") }
+        if let node = fields["ring_capacity"], !node.isNull,
+           let value = integer(node, "\(path).ring_capacity", in: ConfigLimits.ringCapacity) {
+            options.ringCapacity = value
         }
-        if let node = fields["io_timeout"], let value = positive(node, "\(path).io_timeout", atMost: 86400) {
+        if let node = fields["io_timeout"],
+           let value = number(node, "\(path).io_timeout", in: ConfigLimits.ioTimeoutSeconds, unit: " seconds") {
             options.ioTimeout = .milliseconds(Int64((value * 1000).rounded()))
         }
         for key in ["width", "height"] {
-            guard let node = fields[key], !node.isNull, let value = integer(node, "\(path).\(key)") else { continue }
-            if value >= 1 {
-                if key == "width" { options.captureWidth = value } else { options.captureHeight = value }
-            } else {
-                problem(node, "\(path).\(key)", "must be 1 or more, got \(value)")
-            }
+            guard let node = fields[key], !node.isNull,
+                  let value = integer(node, "\(path).\(key)", in: ConfigLimits.captureSide) else { continue }
+            if key == "width" { options.captureWidth = value } else { options.captureHeight = value }
         }
         if let node = fields["capture_fps"], !node.isNull, let value = rate(node, "\(path).capture_fps") { options.captureFPS = value }
+        if let node = fields["threshold"], let value = score(node, "\(path).threshold") { options.thresholds.defaultScore = value }
+        if let node = fields["thresholds"] { options.thresholds.perLabel = labelScores(node, "\(path).thresholds") }
         return problems.count == count ? options : nil
     }
 
@@ -343,6 +413,7 @@ private struct ConfigReader {
                 problem(key, path, "a label must be a non-empty name")
                 continue
             }
+            lines.set("\(path).\(label)", line: key.mark?.line)
             if let score = score(value, "\(path).\(label)") { result[label] = score }
         }
         return result
@@ -363,13 +434,14 @@ private struct ConfigReader {
                 continue
             }
             let name = scalar.string
+            let keyPath = path.isEmpty ? name : "\(path).\(name)"
             guard keys.contains(name) else {
-                let keyPath = path.isEmpty ? name : "\(path).\(name)"
                 var message = "unknown key"
                 if let guess = Self.closest(to: name, in: keys) { message += " (did you mean \"\(guess)\"?)" }
                 problem(key, keyPath, message + "; known keys: \(keys.joined(separator: ", "))")
                 continue
             }
+            lines.set(keyPath, line: key.mark?.line)
             fields[name] = value
         }
         return fields
@@ -390,11 +462,79 @@ private struct ConfigReader {
     /// Inputs that are neither URLs nor absolute paths are files relative to the config file.
     func resolveInput(_ value: String) -> String { value.contains("://") ? value : resolve(value) }
 
-    /// A non-empty string: any non-null scalar, as written.
+    /// A non-empty string: any non-null scalar, with `${NAME}` and `${credential:NAME}` substituted.
     mutating func string(_ node: Node, _ path: String) -> String? {
-        guard let value = nonNullScalar(node, path) else { return nil }
+        guard let written = nonNullScalar(node, path) else { return nil }
+        guard let value = substitute(written, node, path) else { return nil }
         if value.trimmingCharacters(in: .whitespaces).isEmpty {
             problem(node, path, "must not be empty")
+            return nil
+        }
+        return value
+    }
+
+    /// Replaces `${NAME}` with the environment variable and `${credential:NAME}` with the systemd credential
+    /// (`$CREDENTIALS_DIRECTORY/NAME`, one trailing newline dropped); `$${` stands for a literal `${`.
+    /// Nil, after reporting it, when a reference cannot be resolved. Messages never include a resolved value.
+    mutating func substitute(_ text: String, _ node: Node, _ path: String) -> String? {
+        guard text.contains("${") else { return text }
+        var result = ""
+        var rest = Substring(text)
+        var ok = true
+        while let dollar = rest.range(of: "${") {
+            if rest[..<dollar.lowerBound].hasSuffix("$") {
+                result += rest[..<rest.index(before: dollar.lowerBound)] + "${"
+                rest = rest[dollar.upperBound...]
+                continue
+            }
+            result += rest[..<dollar.lowerBound]
+            guard let close = rest[dollar.upperBound...].firstIndex(of: "}") else {
+                problem(node, path, "unterminated \"${\" (write \"$${\" for a literal \"${\")")
+                return nil
+            }
+            let reference = String(rest[dollar.upperBound..<close])
+            rest = rest[rest.index(after: close)...]
+            if let value = resolve(reference: reference, node, path) { result += value } else { ok = false }
+        }
+        return ok ? result + rest : nil
+    }
+
+    mutating func resolve(reference: String, _ node: Node, _ path: String) -> String? {
+        let isName = { (name: Substring) in
+            !name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }
+                && name != "." && name != ".."
+        }
+        if reference.hasPrefix("credential:") {
+            let name = reference.dropFirst("credential:".count)
+            guard isName(name) else {
+                problem(node, path, "\"${\(reference)}\": a credential name is letters, digits, '_', '-' and '.'")
+                return nil
+            }
+            guard let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty else {
+                problem(node, path, "credential \"\(name)\": $CREDENTIALS_DIRECTORY is not set "
+                            + "(give the unit LoadCredential=\(name):FILE, see docs/CONFIG.md)")
+                return nil
+            }
+            let file = URL(fileURLWithPath: directory).appendingPathComponent(String(name)).path
+            guard let data = FileManager.default.contents(atPath: file) else {
+                let reason = FileManager.default.fileExists(atPath: file) ? "cannot read" : "no such file"
+                problem(node, path, "credential \"\(name)\": \(reason) \(file)")
+                return nil
+            }
+            guard var value = String(data: data, encoding: .utf8) else {
+                problem(node, path, "credential \"\(name)\": \(file) is not UTF-8 text")
+                return nil
+            }
+            if value.hasSuffix("\r\n") { value.removeLast(1) } else if value.hasSuffix("\n") { value.removeLast() }
+            return value
+        }
+        guard isName(Substring(reference)), !reference.contains("-"), !reference.contains("."),
+              !(reference.first?.isNumber ?? true) else {
+            problem(node, path, "\"${\(reference)}\": write ${NAME} for an environment variable or ${credential:NAME} for a systemd credential")
+            return nil
+        }
+        guard let value = environment[reference] else {
+            problem(node, path, "environment variable \(reference) is not set")
             return nil
         }
         return value
@@ -419,6 +559,16 @@ private struct ConfigReader {
         return nil
     }
 
+    /// A number within `range`.
+    mutating func number(_ node: Node, _ path: String, in range: ClosedRange<Double>, unit: String = "") -> Double? {
+        guard let value = number(node, path) else { return nil }
+        guard range.contains(value) else {
+            problem(node, path, "must be between \(format(range.lowerBound)) and \(format(range.upperBound))\(unit), got \(format(value))")
+            return nil
+        }
+        return value
+    }
+
     mutating func positive(_ node: Node, _ path: String, atMost limit: Double) -> Double? {
         guard let value = number(node, path) else { return nil }
         guard value > 0 else {
@@ -434,8 +584,8 @@ private struct ConfigReader {
 
     /// A frame rate: 0.001 (one frame in ~17 minutes) to 1000 per second.
     mutating func rate(_ node: Node, _ path: String) -> Double? {
-        guard let value = positive(node, path, atMost: 1000) else { return nil }
-        guard value >= 0.001 else {
+        guard let value = positive(node, path, atMost: ConfigLimits.framesPerSecond.upperBound) else { return nil }
+        guard value >= ConfigLimits.framesPerSecond.lowerBound else {
             problem(node, path, "must be at least 0.001 frames per second, got \(format(value))")
             return nil
         }
@@ -453,8 +603,24 @@ private struct ConfigReader {
 
     mutating func integer(_ node: Node, _ path: String) -> Int? {
         if case .scalar = node, node.tagName == .int, let value = node.int { return value }
+        // Too large for Int: still a whole number, so say so as a range error.
+        if case .scalar(let scalar) = node, node.tagName == .int, node.int == nil {
+            problem(node, path, "is far too large, got \(scalar.string)")
+            return nil
+        }
         problem(node, path, "must be a whole number, got \(describe(node))")
         return nil
+    }
+
+    /// A whole number within `range`; `zeroMeaning` explains a lower bound of 0.
+    mutating func integer(_ node: Node, _ path: String, in range: ClosedRange<Int>, zeroMeaning: String? = nil) -> Int? {
+        guard let value = integer(node, path) else { return nil }
+        guard range.contains(value) else {
+            let low = zeroMeaning.map { "\(range.lowerBound) (\($0))" } ?? "\(range.lowerBound)"
+            problem(node, path, "must be between \(low) and \(range.upperBound), got \(value)")
+            return nil
+        }
+        return value
     }
 
     mutating func boolean(_ node: Node, _ path: String) -> Bool? {

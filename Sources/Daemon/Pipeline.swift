@@ -24,6 +24,8 @@ public struct SourceOptions: Sendable, Equatable {
     public var captureWidth: Int?
     public var captureHeight: Int?
     public var captureFPS: Double?
+    /// This source's own `threshold`/`thresholds`; changing them never restarts the source.
+    public var thresholds = SourceThresholds()
 
     public init(name: String, input: String, policy: DropPolicy? = nil, ringCapacity: Int? = nil, realtime: Bool = false,
                 realtimeFPS: Double? = nil, fpsLimit: Double? = nil, ioTimeout: Duration = .seconds(10)) {
@@ -36,6 +38,13 @@ public struct SourceOptions: Sendable, Equatable {
         self.fpsLimit = fpsLimit
         self.ioTimeout = ioTimeout
     }
+
+    /// Whether going from `self` to `other` needs the source closed and reopened: any change but its thresholds.
+    public func needsRestart(toBecome other: SourceOptions) -> Bool {
+        var other = other
+        other.thresholds = thresholds
+        return other != self
+    }
 }
 
 /// source -> frame ring -> detector workers -> ordered sink. One capture thread per source and one
@@ -47,6 +56,10 @@ public final class Pipeline: @unchecked Sendable {
     private let sink: OrderedSink
     private let lock = NSLock()
     private var thresholds: Thresholds
+    /// Sources with their own thresholds, by name; the rest use `thresholds`.
+    private var sourceThresholds: [String: SourceThresholds] = [:]
+    /// `thresholds` with each source's overrides applied, computed when either changes rather than per frame.
+    private var resolvedThresholds: [String: Thresholds] = [:]
     private var workers: [Thread] = []
     private let workersDone = DispatchGroup()
     private var captures: [Int: CaptureHandle] = [:]
@@ -113,9 +126,27 @@ public final class Pipeline: @unchecked Sendable {
         }
     }
 
+    /// The top-level thresholds; sources added with their own `thresholds` keep their overrides on top.
     public var currentThresholds: Thresholds {
         get { lock.withLock { thresholds } }
-        set { lock.withLock { thresholds = newValue } }
+        set { lock.withLock { thresholdsChanged(global: newValue, sources: sourceThresholds) } }
+    }
+
+    /// Replaces the top-level thresholds and every source's overrides (by source name) at once.
+    public func setThresholds(_ global: Thresholds, sources: [String: SourceThresholds]) {
+        lock.withLock { thresholdsChanged(global: global, sources: sources) }
+    }
+
+    /// Must hold `lock`.
+    private func thresholdsChanged(global: Thresholds, sources: [String: SourceThresholds]) {
+        thresholds = global
+        sourceThresholds = sources.filter { $0.value != SourceThresholds() }
+        resolvedThresholds = sourceThresholds.mapValues { global.overridden(by: $0) }
+    }
+
+    /// What records of `source` are filtered with.
+    func thresholds(for source: String) -> Thresholds {
+        lock.withLock { resolvedThresholds[source] ?? thresholds }
     }
 
     /// Opens the source, then asks `admit` (with the lane and whether the source is live) before its capture
@@ -125,6 +156,11 @@ public final class Pipeline: @unchecked Sendable {
     public func add(_ options: SourceOptions, opener: SourceOpener = Pipeline.openDefault,
                     admit: (_ lane: Int, _ live: Bool) -> Bool = { _, _ in true }) throws -> Int? {
         let source = try opener(options)
+        lock.withLock {
+            var sources = sourceThresholds
+            sources[options.name] = options.thresholds
+            thresholdsChanged(global: thresholds, sources: sources)
+        }
         let live = source.isLive || options.realtime
         let policy = options.policy ?? (live ? .latest : .lossless)
         let capacity = options.ringCapacity ?? (policy == .latest ? 1 : 2 * max(workers.count, 1) + 2)
@@ -176,11 +212,14 @@ public final class Pipeline: @unchecked Sendable {
         for handle in handles { handle.done.wait() }
     }
 
-    /// V4L2 devices through libv4l2; files, image sequences and stream URLs through FFmpeg.
+    /// V4L2 devices through libv4l2; directories and image sequences image by image; files and stream URLs through FFmpeg.
     public static let openDefault: SourceOpener = { options in
         if options.input.hasPrefix("/dev/video") || options.input.hasPrefix("/dev/v4l/") {
             return try V4L2Source(device: options.input, sourceID: options.name, width: options.captureWidth,
                                   height: options.captureHeight, fps: options.captureFPS)
+        }
+        if let files = try ImageListSource.files(for: options.input) {
+            return try ImageListSource(input: options.input, files: files, sourceID: options.name)
         }
         return try FFmpegSource(input: options.input, sourceID: options.name, ioTimeout: options.ioTimeout)
     }
@@ -204,6 +243,7 @@ public final class Pipeline: @unchecked Sendable {
                     }
                     frame = Frame(sourceID: frame.sourceID, sequence: frame.sequence, pts: frame.pts, captureTime: Date(),
                                   captureInstant: clock.now, pixels: frame.pixels)
+                    frame.file = decoded.file
                 }
                 if let limit = options.fpsLimit, let last = lastAccepted, frame.captureInstant - last < .seconds(1 / limit) {
                     frame.pixels.recycle()
@@ -233,7 +273,7 @@ public final class Pipeline: @unchecked Sendable {
     private func work(detector: Detector, ring: FrameRing, sink: OrderedSink) {
         while let job = ring.next() {
             let frame = job.frame
-            let thresholds = currentThresholds
+            let thresholds = thresholds(for: frame.sourceID)
             let started = ContinuousClock.now
             do {
                 let detections = try detector.detect(frame.pixels, threshold: thresholds.floor)
@@ -243,7 +283,7 @@ public final class Pipeline: @unchecked Sendable {
                     source: frame.sourceID, frame: frame.sequence, seq: job.order, pts: frame.pts, time: Date(),
                     captureTime: frame.captureTime, width: frame.width, height: frame.height, latencyMs: 0,
                     inferMs: infer / .milliseconds(1),
-                    dropped: job.droppedBefore, detections: detections)
+                    dropped: job.droppedBefore, detections: detections, file: frame.file)
                 frame.pixels.recycle()
                 sink.submit(record, lane: job.lane, order: job.order, capturedAt: frame.captureInstant)
             } catch {

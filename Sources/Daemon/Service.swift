@@ -38,6 +38,8 @@ public final class Service: @unchecked Sendable {
     private let lock = NSLock()
     private var config: DaemonConfig
     private let configPath: String
+    /// The command line's settings (`run --socket`, `--precision`), applied to every configuration read from the file.
+    private let overrides: @Sendable (inout DaemonConfig) -> Void
     private let model: Model
     private let server: SocketServer
     private let hello: HelloState
@@ -54,21 +56,26 @@ public final class Service: @unchecked Sendable {
     private var stopping = false
     private let clock = ContinuousClock()
 
-    /// Loads the model and starts listening; fatal problems throw with a message naming them.
-    public init(config: DaemonConfig, configPath: String, defaultModel: String, notifier: SystemdNotifier, logger: Logger) throws {
+    /// Starts listening with `model` (loaded by `Preflight`); fatal problems throw with a message naming them.
+    /// `config` already has `overrides` applied.
+    public init(config: DaemonConfig, configPath: String, overrides: @escaping @Sendable (inout DaemonConfig) -> Void = { _ in },
+                model: Model,
+                notifier: SystemdNotifier, logger: Logger) throws {
         self.config = config
         self.configPath = configPath
+        self.overrides = overrides
         self.notifier = notifier
         self.logger = logger
-        let model = try Model(path: config.model ?? defaultModel, labelsPath: config.labels)
         self.model = model
         for warning in model.warnings { logger.warning("\(warning)") }
+        if let warning = model.calibrationWarning { logger.warning("\(warning)") }
+        logger.info("precision \(model.precision.precision.rawValue)", metadata: ["reason": "\(model.precision.reason)"])
         if !model.referenceKernels.isEmpty {
             logger.warning("\(model.referenceKernels.count) layer(s) run on oneDNN reference kernels (about 100x slower)",
                            metadata: ["layers": "\(model.referenceKernels.joined(separator: "; "))"])
         }
         // Complete before the socket accepts anyone: systemd may have queued connections already.
-        hello = HelloState(model: model.path, labels: (1...max(model.classCount, 1)).map { model.labels.name(for: $0) },
+        hello = HelloState(model: model.path, precision: model.precision.precision.rawValue, labels: model.labelNames,
                            sources: config.sources.map(\.name))
         let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group)
         let activated = SystemdSocketActivation.listenDescriptors().first
@@ -184,6 +191,7 @@ public final class Service: @unchecked Sendable {
                     lines.append(markDown(s, reason: "end of stream", now: now, logs: &logs))
                 } else {
                     s.finished = true
+                    hello.setUp(s.options.name, false)
                     lines.append(ServiceRecord.sourceDown(source: s.options.name, reason: "end of file", retryInSeconds: nil))
                     logs.append((.info, "source finished", ["source": "\(s.options.name)"]))
                 }
@@ -214,11 +222,12 @@ public final class Service: @unchecked Sendable {
         pingWatchdog(now: now)
     }
 
-    /// Schedules the next attempt: 1 s, 2 s, 4 s ... up to 30 s, each +-20 %. Must hold `lock`.
+    /// Schedules the next attempt: 1 s, 2 s, 4 s ... up to `reconnect_max_seconds` (30 s), each +-20 %. Must hold `lock`.
     private func markDown(_ s: Supervised, reason: String, now: ContinuousClock.Instant,
                           logs: inout [(Logger.Level, Logger.Message, Logger.Metadata)]) -> String {
+        hello.setUp(s.options.name, false)
         s.failures += 1
-        let base = min(30, pow(2, Double(s.failures - 1)))
+        let base = min(config.reconnectMax / .seconds(1), pow(2, Double(min(s.failures, 64) - 1)))
         let delay = base * Double.random(in: 0.8...1.2)
         s.retryAt = now + .milliseconds(Int(delay * 1000))
         s.lastSent = now
@@ -242,12 +251,15 @@ public final class Service: @unchecked Sendable {
                         return true
                     }
                     guard current else { return false }
-                    server.broadcast(ServiceRecord.sourceUp(source: options.name, input: options.input))
-                    logger.info("source up", metadata: ["source": "\(options.name)", "input": "\(options.input)"])
+                    hello.setUp(options.name, true)
+                    let input = Redaction.redactingPasswords(options.input)
+                    server.broadcast(ServiceRecord.sourceUp(source: options.name, input: input))
+                    logger.info("source up", metadata: ["source": "\(options.name)", "input": "\(input)"])
                     return true
                 }
             } catch {
-                post(.openFailed(name: options.name, generation: generation, error: (error as? CaptureError)?.reason ?? "\(error)"))
+                let reason = (error as? CaptureError)?.reason ?? "\(error)"
+                post(.openFailed(name: options.name, generation: generation, error: Redaction.redactingPasswords(reason)))
             }
         }.start()
     }
@@ -291,35 +303,49 @@ public final class Service: @unchecked Sendable {
 
     private func reload() {
         try? notifier.reloading()
-        let fresh: DaemonConfig
+        var fresh: DaemonConfig
         do {
             fresh = try DaemonConfig.load(path: configPath)
+            overrides(&fresh)
+            // Labels in `thresholds` must be the running model's (a new model or label file waits for a restart anyway).
+            let unknown = fresh.model == config.model && fresh.labels == config.labels
+                ? Preflight.unknownLabels(in: fresh, origin: configPath, known: model.labelNames) : []
+            if !unknown.isEmpty { throw ConfigError(unknown) }
         } catch {
-            logger.error("reload refused, keeping the running configuration", metadata: ["errors": "\(error)"])
+            let errors = (error as? ConfigError)?.problems.map(\.description) ?? ["\(error)"]
+            logger.error("reload refused, keeping the running configuration", metadata: ["errors": "\(errors.joined(separator: "; "))"])
+            server.broadcast(ServiceRecord.reload(refused: errors))
             try? notifier.ready()
             return
         }
         var toRemove: [Int] = []
-        let needsRestart = lock.withLock { () -> Bool in
+        let changes = lock.withLock { () -> ReloadChanges in
+            let changes = config.changes(to: fresh)
             let old = Dictionary(uniqueKeysWithValues: config.sources.map { ($0.name, $0) })
             let new = Dictionary(uniqueKeysWithValues: fresh.sources.map { ($0.name, $0) })
-            for (name, options) in old where new[name] != options {
+            for (name, options) in old where new[name].map({ options.needsRestart(toBecome: $0) }) ?? true {
                 if let lane = sources[name]?.lane { toRemove.append(lane) }
                 sources[name] = nil
+                hello.setUp(name, false)
             }
-            for options in fresh.sources where old[options.name] != options { addSupervised(options) }
-            let restart = fresh.model != config.model || fresh.labels != config.labels || fresh.workers != config.workers
-                || fresh.socket != config.socket
+            for options in fresh.sources where old[options.name].map({ $0.needsRestart(toBecome: options) }) ?? true {
+                addSupervised(options)
+            }
             config.sources = fresh.sources
             config.thresholds = fresh.thresholds
             config.heartbeat = fresh.heartbeat
-            return restart
+            config.reconnectMax = fresh.reconnectMax
+            return changes
         }
         hello.setSources(fresh.sources.map(\.name))
-        if needsRestart { logger.warning("model, labels, workers and socket changes take effect on restart") }
-        pipeline.currentThresholds = fresh.thresholds
+        if !changes.needsRestart.isEmpty {
+            logger.warning("changes that take effect on restart", metadata: ["keys": "\(changes.needsRestart.joined(separator: ", "))"])
+        }
+        pipeline.setThresholds(fresh.thresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
         for lane in toRemove { pipeline.remove(lane: lane) }
-        logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)", "restarted": "\(toRemove.count)"])
+        server.broadcast(ServiceRecord.reload(applied: changes))
+        logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)", "restarted": "\(toRemove.count)",
+                                           "changed": "\(changes.changed.joined(separator: ", "))"])
         try? notifier.ready()
     }
 }
@@ -328,18 +354,34 @@ public final class Service: @unchecked Sendable {
 private final class HelloState: @unchecked Sendable {
     private let lock = NSLock()
     private let model: String
+    private let precision: String
     private let labels: [String]
     private var sources: [String]
+    private var up: Set<String> = []
 
-    init(model: String, labels: [String], sources: [String]) {
+    init(model: String, precision: String, labels: [String], sources: [String]) {
         self.model = model
+        self.precision = precision
         self.labels = labels
         self.sources = sources
     }
 
-    func setSources(_ names: [String]) { lock.withLock { sources = names } }
+    func setSources(_ names: [String]) {
+        lock.withLock {
+            sources = names
+            up.formIntersection(names)
+        }
+    }
+
+    func setUp(_ name: String, _ isUp: Bool) {
+        lock.withLock {
+            if isUp { up.insert(name) } else { up.remove(name) }
+        }
+    }
 
     func line() -> String {
-        ServiceRecord.hello(version: Service.version, model: model, labels: labels, sources: lock.withLock { sources })
+        let current: (sources: [String], up: Set<String>) = lock.withLock { (sources, up) }
+        return ServiceRecord.hello(version: Service.version, model: model, precision: precision, labels: labels,
+                                   sources: current.sources, up: current.up)
     }
 }

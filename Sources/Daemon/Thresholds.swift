@@ -12,4 +12,22 @@ public struct Thresholds: Sendable, Equatable {
     var floor: Float { perLabel.values.reduce(defaultScore, min) }
 
     func accepts(label: String, score: Float) -> Bool { score >= (perLabel[label] ?? defaultScore) }
+
+    /// What a source with `overrides` uses. The most specific setting wins: the source's per-label score, then
+    /// the source's `threshold`, then the top-level per-label score, then the top-level `threshold`.
+    public func overridden(by overrides: SourceThresholds) -> Thresholds {
+        if let score = overrides.defaultScore { return Thresholds(defaultScore: score, perLabel: overrides.perLabel) }
+        return Thresholds(defaultScore: defaultScore, perLabel: perLabel.merging(overrides.perLabel) { $1 })
+    }
+}
+
+/// A source's own `threshold` and `thresholds`, which win over the top-level ones (see `Thresholds.overridden`).
+public struct SourceThresholds: Sendable, Equatable {
+    public var defaultScore: Float?
+    public var perLabel: [String: Float]
+
+    public init(defaultScore: Float? = nil, perLabel: [String: Float] = [:]) {
+        self.defaultScore = defaultScore
+        self.perLabel = perLabel
+    }
 }

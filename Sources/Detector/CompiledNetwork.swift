@@ -1,8 +1,8 @@
 import CDNNL
 
-/// A model compiled for oneDNN once per process: primitive descriptors, weights reordered into the layouts
-/// the chosen kernels want, the strip plans and the activation memory plan. Read-only after init, so any
-/// number of `InferenceEngine`s (one per worker thread) share it.
+/// A model compiled for oneDNN once per process, in one precision: primitive descriptors, weights converted and
+/// reordered into the layouts the chosen kernels want, the strip plans and the activation memory plan.
+/// Read-only after init, so any number of `InferenceEngine`s (one per worker thread) share it.
 final class CompiledNetwork: @unchecked Sendable {
     /// One oneDNN convolution primitive: a whole layer, or one band of rows of a layer.
     struct Kernel {
@@ -26,6 +26,12 @@ final class CompiledNetwork: @unchecked Sendable {
     }
 
     let spec: NetworkSpec
+    let precision: Precision
+    /// Element type of each tensor: f32 input and head outputs in every precision, the rest in `precision`
+    /// (int8: u8 after ReLU6, s8 otherwise).
+    let tensorTypes: [dnnl_data_type_t]
+    /// Converts the f32 network input into tensor 0's type (nil in f32, where the input is tensor 0 itself).
+    let inputConversion: dnnl_primitive_desc_t?
     let engine: dnnl_engine_t
     let kernels: [Kernel]
     let steps: [Step]
@@ -33,7 +39,6 @@ final class CompiledNetwork: @unchecked Sendable {
     /// Activation buffer of each tensor, or -1 for fused intermediates that only ever live in strip scratch.
     let bufferOfTensor: [Int]
     let bufferBytes: [Int]
-    let tensorDescriptors: [dnnl_memory_desc_t]
     private var ownedWeights: [UnsafeMutableRawPointer] = []
 
     /// Kernels on oneDNN's slow reference implementation, as "layer: impl".
@@ -41,7 +46,8 @@ final class CompiledNetwork: @unchecked Sendable {
         kernels.filter { $0.implementation.contains("ref") }.map { "\(spec.convolutions[$0.layer].name): \($0.implementation)" }
     }
 
-    init(spec: NetworkSpec, fuse: Bool = true) throws(ModelError) {
+    /// `activationRanges` (int8 only): per tensor, the largest magnitude its 8-bit values must represent.
+    init(spec: NetworkSpec, precision: Precision = .f32, activationRanges: [Float]? = nil, fuse: Bool = true) throws(ModelError) {
         // oneDNN plans each primitive's work split for the creating thread's OpenMP team size, and
         // every engine instance runs on one thread: plan for one.
         DNNL.pinCurrentThreadToOneOpenMPThread()
@@ -49,19 +55,26 @@ final class CompiledNetwork: @unchecked Sendable {
         try DNNL.check(dnnl_engine_create(&engine, dnnl_cpu, 0), "CPU engine")
         self.engine = engine!
         self.spec = spec
+        self.precision = precision
         var stream: dnnl_stream_t? = nil
         try DNNL.check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream")
         defer { dnnl_stream_destroy(stream) }
 
-        tensorDescriptors = try spec.tensors.map { shape throws(ModelError) in
-            try DNNL.descriptor([1, shape.channels, shape.height, shape.width], dnnl_nhwc)
+        let quantization = try Quantization(spec: spec, precision: precision, activationRanges: activationRanges)
+        tensorTypes = quantization.types
+        if precision == .f32 {
+            inputConversion = nil
+        } else {
+            let shape = [1, spec.input.channels, spec.input.height, spec.input.width]
+            inputConversion = try DNNL.reorder(from: DNNL.descriptor(shape, dnnl_nhwc), to: DNNL.descriptor(shape, dnnl_nhwc, tensorTypes[0]),
+                                               scale: precision == .int8 ? 1 / quantization.scales[0] : nil, engine: self.engine)
         }
         stripPlans = fuse ? StripPlan.plans(for: spec) : []
-        let plan = Self.planBuffers(spec, stripPlans)
+        let plan = Self.planBuffers(spec, stripPlans, elementBytes: tensorTypes.map(DNNL.elementBytes))
         bufferOfTensor = plan.bufferOfTensor
         bufferBytes = plan.bufferBytes
 
-        var builder = KernelBuilder(spec: spec, engine: self.engine, stream: stream!)
+        var builder = KernelBuilder(spec: spec, quantization: quantization, engine: self.engine, stream: stream!)
         var steps: [Step] = []
         var i = 0
         while i < spec.convolutions.count {
@@ -85,13 +98,57 @@ final class CompiledNetwork: @unchecked Sendable {
 
     deinit {
         for kernel in kernels { dnnl_primitive_desc_destroy(kernel.primitiveDescriptor) }
+        if let inputConversion { dnnl_primitive_desc_destroy(inputConversion) }
         for buffer in ownedWeights { buffer.deallocate() }
         dnnl_engine_destroy(engine)
+    }
+
+    /// Element types and, for int8, the scale of each tensor (real value = scale x stored value) and of each
+    /// layer's weights (per output channel, symmetric: the channel's largest |weight| maps to 127).
+    struct Quantization {
+        let types: [dnnl_data_type_t]
+        let scales: [Float]
+        let weightScales: [[Float]]
+
+        init(spec: NetworkSpec, precision: Precision, activationRanges: [Float]?) throws(ModelError) {
+            var outputs = Set<Int>()
+            for head in spec.heads { outputs.formUnion([head.boxEncodings, head.classLogits]) }
+            let relu6 = Set(spec.convolutions.filter { $0.postOps.contains(.relu6) }.map(\.output))
+            types = spec.tensors.indices.map { t in
+                switch precision {
+                case .f32: dnnl_f32
+                case .bf16: outputs.contains(t) ? dnnl_f32 : dnnl_bf16
+                case .int8: outputs.contains(t) ? dnnl_f32 : relu6.contains(t) ? dnnl_u8 : dnnl_s8
+                }
+            }
+            guard precision == .int8 else {
+                scales = Array(repeating: 1, count: spec.tensors.count)
+                weightScales = []
+                return
+            }
+            guard let ranges = activationRanges, ranges.count == spec.tensors.count else {
+                throw .engine("int8 needs activation ranges for all \(spec.tensors.count) tensors")
+            }
+            scales = zip(ranges, types).enumerated().map { t, pair in
+                let (range, type) = pair
+                if outputs.contains(t) { return 1 }
+                let clipped = relu6.contains(t) ? min(range, 6) : range
+                return max(clipped, 1e-6) / (type == dnnl_u8 ? 255 : 127)
+            }
+            weightScales = spec.convolutions.map { conv in
+                let perChannel = conv.weights.count / conv.bias.count
+                return (0..<conv.bias.count).map { c in
+                    let largest = conv.weights[(c * perChannel)..<((c + 1) * perChannel)].reduce(0) { max($0, abs($1)) }
+                    return largest > 0 ? largest / 127 : 1
+                }
+            }
+        }
     }
 
     /// Creates primitives once per distinct (layer, band) and reorders each layer's weights once per layout.
     private struct KernelBuilder {
         let spec: NetworkSpec
+        let quantization: Quantization
         let engine: dnnl_engine_t
         let stream: dnnl_stream_t
         var kernels: [Kernel] = []
@@ -100,8 +157,9 @@ final class CompiledNetwork: @unchecked Sendable {
         private var reordered: [Int: [(descriptor: dnnl_memory_desc_t, buffer: UnsafeMutableRawPointer)]] = [:]
         private var biases: [Int: UnsafeMutableRawPointer] = [:]
 
-        init(spec: NetworkSpec, engine: dnnl_engine_t, stream: dnnl_stream_t) {
+        init(spec: NetworkSpec, quantization: Quantization, engine: dnnl_engine_t, stream: dnnl_stream_t) {
             self.spec = spec
+            self.quantization = quantization
             self.engine = engine
             self.stream = stream
         }
@@ -117,17 +175,12 @@ final class CompiledNetwork: @unchecked Sendable {
             let userWeightsDims = conv.depthwise
                 ? [outShape.channels, 1, 1, conv.kernelHeight, conv.kernelWidth]
                 : [outShape.channels, inShape.channels, conv.kernelHeight, conv.kernelWidth]
-            var anyWeights = try DNNL.descriptor(userWeightsDims, dnnl_format_tag_any)
+            let (inType, outType) = (quantization.types[conv.input], quantization.types[conv.output])
+            let weightsType = inType == dnnl_f32 ? dnnl_f32 : inType == dnnl_bf16 ? dnnl_bf16 : dnnl_s8
+            var anyWeights = try DNNL.descriptor(userWeightsDims, dnnl_format_tag_any, weightsType)
             var bias = try DNNL.descriptor([outShape.channels], dnnl_x)
-            var src = try DNNL.descriptor([1, inShape.channels, inRows, inShape.width], dnnl_nhwc)
-            var dst = try DNNL.descriptor([1, outShape.channels, outRows, outShape.width], dnnl_nhwc)
-            var desc = dnnl_convolution_desc_t()
-            let strides: [Int64] = [Int64(conv.strideHeight), Int64(conv.strideWidth)]
-            let padL: [Int64] = [Int64(padTop), Int64(conv.padLeft)]
-            let padR: [Int64] = [Int64(padBottom), Int64(conv.padRight)]
-            try DNNL.check(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
-                                                              &src, &anyWeights, &bias, &dst, strides, padL, padR),
-                           "convolution \(conv.name)")
+            var src = try DNNL.descriptor([1, inShape.channels, inRows, inShape.width], dnnl_nhwc, inType)
+            var dst = try DNNL.descriptor([1, outShape.channels, outRows, outShape.width], dnnl_nhwc, outType)
             var attr: dnnl_primitive_attr_t? = nil
             var postOps: dnnl_post_ops_t? = nil
             try DNNL.check(dnnl_primitive_attr_create(&attr), "attributes")
@@ -136,27 +189,39 @@ final class CompiledNetwork: @unchecked Sendable {
                 dnnl_post_ops_destroy(postOps)
                 dnnl_primitive_attr_destroy(attr)
             }
+            let outScale = quantization.scales[conv.output]
+            if weightsType == dnnl_s8 {
+                let inScale = quantization.scales[conv.input]
+                try DNNL.setOutputScales(attr, quantization.weightScales[layer].map { inScale * $0 / outScale })
+            }
             for op in conv.postOps {
                 switch op {
-                case .relu6: try DNNL.check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_clip, 0, 6), "ReLU6 post-op")
-                case .addResidual: try DNNL.check(dnnl_post_ops_append_sum(postOps, 1), "residual post-op")
+                case .relu6: try DNNL.check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_clip, 0, 6 / outScale), "ReLU6 post-op")
+                case .addResidual(let r): try DNNL.appendSum(postOps, scale: quantization.scales[r] / outScale, type: quantization.types[r])
                 }
             }
             try DNNL.check(dnnl_primitive_attr_set_post_ops(attr, postOps), "post-op attributes")
-            var pd: dnnl_primitive_desc_t? = nil
-            try DNNL.check(dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil), "primitive for \(conv.name)")
+            let strides: [Int64] = [Int64(conv.strideHeight), Int64(conv.strideWidth)]
+            let pd = try DNNL.convolution(source: &src, weights: &anyWeights, bias: &bias, destination: &dst, strides: strides,
+                                          padBefore: [Int64(padTop), Int64(conv.padLeft)], padAfter: [Int64(padBottom), Int64(conv.padRight)],
+                                          attributes: attr, engine: engine, name: conv.name)
             let weightsMD = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!.pointee
             let weights = try weightsBuffer(layer, layout: weightsMD, userDims: userWeightsDims)
-            kernels.append(Kernel(layer: layer, primitiveDescriptor: pd!, source: src, destination: dst, weights: weights,
+            kernels.append(Kernel(layer: layer, primitiveDescriptor: pd, source: src, destination: dst, weights: weights,
                                   weightsDescriptor: weightsMD, bias: biasBuffer(layer), biasDescriptor: bias,
-                                  implementation: DNNL.implementationName(pd!)))
+                                  implementation: DNNL.implementationName(pd)))
             byKey[key] = kernels.count - 1
             return kernels.count - 1
         }
 
         private mutating func biasBuffer(_ layer: Int) -> UnsafeMutableRawPointer {
             if let known = biases[layer] { return known }
-            let values = spec.convolutions[layer].bias
+            var values = spec.convolutions[layer].bias
+            if quantization.types[spec.convolutions[layer].input] == dnnl_s8 || quantization.types[spec.convolutions[layer].input] == dnnl_u8 {
+                // oneDNN 2.x adds an int8 convolution's bias to the s32 accumulator, before the output scales.
+                let inScale = quantization.scales[spec.convolutions[layer].input]
+                values = zip(values, quantization.weightScales[layer]).map { $0 / (inScale * $1) }
+            }
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: values.count * 4, alignment: 64)
             values.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             ownedBuffers.append(buffer)
@@ -164,7 +229,8 @@ final class CompiledNetwork: @unchecked Sendable {
             return buffer
         }
 
-        /// The layer's weights in `layout`, reordered from oneDNN's plain `oihw`/`goihw` once per layout.
+        /// The layer's weights in `layout`, reordered (and converted; for int8 divided by the channel's scale and
+        /// rounded) from oneDNN's plain f32 `oihw`/`goihw` once per layout.
         private mutating func weightsBuffer(_ layer: Int, layout: dnnl_memory_desc_t, userDims: [Int]) throws(ModelError) -> UnsafeMutableRawPointer {
             var wanted = layout
             for known in reordered[layer, default: []] {
@@ -186,7 +252,14 @@ final class CompiledNetwork: @unchecked Sendable {
             }
             var reorderPD: dnnl_primitive_desc_t? = nil
             var reorder: dnnl_primitive_t? = nil
-            try DNNL.check(dnnl_reorder_primitive_desc_create(&reorderPD, &user, engine, &wanted, engine, nil), "weights reorder for \(conv.name)")
+            var attr: dnnl_primitive_attr_t? = nil
+            try DNNL.check(dnnl_primitive_attr_create(&attr), "attributes")
+            defer { dnnl_primitive_attr_destroy(attr) }
+            if layout.data_type == dnnl_s8 {
+                let scales = quantization.weightScales[layer].map { 1 / $0 }
+                try DNNL.check(dnnl_primitive_attr_set_output_scales(attr, Int64(scales.count), 1, scales), "weight scales for \(conv.name)")
+            }
+            try DNNL.check(dnnl_reorder_primitive_desc_create(&reorderPD, &user, engine, &wanted, engine, attr), "weights reorder for \(conv.name)")
             defer { dnnl_primitive_desc_destroy(reorderPD) }
             try DNNL.check(dnnl_primitive_create(&reorder, reorderPD), "weights reorder for \(conv.name)")
             defer { dnnl_primitive_destroy(reorder) }
@@ -201,7 +274,7 @@ final class CompiledNetwork: @unchecked Sendable {
     /// Assigns tensors to reusable buffers by lifetime. A residual add writes in place into its residual's
     /// buffer when nothing reads the residual afterwards (always, in MobileNetV2) — except in a fused triple,
     /// whose later strips still read the rows earlier strips would overwrite. Fused intermediates get no buffer.
-    private static func planBuffers(_ spec: NetworkSpec, _ plans: [StripPlan]) -> (bufferOfTensor: [Int], bufferBytes: [Int], copyResidual: [Int?]) {
+    private static func planBuffers(_ spec: NetworkSpec, _ plans: [StripPlan], elementBytes: [Int]) -> (bufferOfTensor: [Int], bufferBytes: [Int], copyResidual: [Int?]) {
         let keepForever = Int.max
         // A fused triple runs as one step at its projection's index.
         var stepOf = Array(spec.convolutions.indices)
@@ -226,7 +299,7 @@ final class CompiledNetwork: @unchecked Sendable {
         var bytes: [Int] = [], free: [Int] = []
         var copyResidual = [Int?](repeating: nil, count: spec.convolutions.count)
         func allocate(_ tensor: Int) {
-            let need = spec.tensors[tensor].elements * 4
+            let need = spec.tensors[tensor].elements * elementBytes[tensor]
             let pick = free.firstIndex { bytes[$0] >= need } ?? free.indices.first
             let buffer: Int
             if let pick {

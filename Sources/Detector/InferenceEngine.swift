@@ -7,7 +7,7 @@ public final class InferenceEngine: @unchecked Sendable {
     private struct Execution {
         let primitive: dnnl_primitive_t
         var arguments: [dnnl_exec_arg_t]
-        let residualCopy: (from: UnsafeMutablePointer<Float>, to: UnsafeMutablePointer<Float>, count: Int)?
+        let residualCopy: (from: UnsafeMutableRawPointer, to: UnsafeMutableRawPointer, bytes: Int)?
     }
 
     let network: CompiledNetwork
@@ -16,6 +16,8 @@ public final class InferenceEngine: @unchecked Sendable {
     private var memories: [dnnl_memory_t] = []
     private var executions: [Execution] = []
     private let buffers: [UnsafeMutableRawPointer]
+    /// Where the f32 input is written when the network's first tensor is another type, and its conversion.
+    private let staging: (input: UnsafeMutablePointer<Float>, primitive: dnnl_primitive_t, arguments: [dnnl_exec_arg_t])?
     private let scratch: (expanded: UnsafeMutableRawPointer, filtered: UnsafeMutableRawPointer)
     /// All heads' outputs gathered in anchor order: anchors x 4, and anchors x classes-with-background.
     let boxEncodings: UnsafeMutableBufferPointer<Float>
@@ -28,13 +30,26 @@ public final class InferenceEngine: @unchecked Sendable {
         try DNNL.check(dnnl_stream_create(&stream, network.engine, dnnl_stream_default_flags.rawValue), "stream")
         self.stream = stream!
         buffers = network.bufferBytes.map { UnsafeMutableRawPointer.allocate(byteCount: max($0, 64), alignment: 64) }
-        let expandedFloats = network.stripPlans.map(\.scratchFloats.expanded).max() ?? 0
-        let filteredFloats = network.stripPlans.map(\.scratchFloats.filtered).max() ?? 0
-        scratch = (.allocate(byteCount: max(expandedFloats * 4, 64), alignment: 64), .allocate(byteCount: max(filteredFloats * 4, 64), alignment: 64))
+        let bytes = network.tensorTypes.map(DNNL.elementBytes)
+        let expandedBytes = network.stripPlans.map { $0.scratchFloats.expanded * bytes[spec.convolutions[$0.layers.expand].output] }.max() ?? 0
+        let filteredBytes = network.stripPlans.map { $0.scratchFloats.filtered * bytes[spec.convolutions[$0.layers.depthwise].output] }.max() ?? 0
+        scratch = (.allocate(byteCount: max(expandedBytes, 64), alignment: 64), .allocate(byteCount: max(filteredBytes, 64), alignment: 64))
         let anchors = spec.anchorCount
         boxEncodings = .allocate(capacity: anchors * 4)
         classLogits = .allocate(capacity: anchors * spec.classesWithBackground)
 
+        if let conversion = network.inputConversion {
+            let input = UnsafeMutableRawPointer.allocate(byteCount: spec.input.elements * 4, alignment: 64)
+            var primitive: dnnl_primitive_t? = nil
+            try DNNL.check(dnnl_primitive_create(&primitive, conversion), "input conversion")
+            let from = try DNNL.memory(dnnl_primitive_desc_query_md(conversion, dnnl_query_src_md, 0)!.pointee, network.engine, input)
+            let to = try DNNL.memory(dnnl_primitive_desc_query_md(conversion, dnnl_query_dst_md, 0)!.pointee, network.engine, buffers[network.bufferOfTensor[0]])
+            staging = (input.bindMemory(to: Float.self, capacity: spec.input.elements), primitive!,
+                       [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)])
+            memories += [from, to]
+        } else {
+            staging = nil
+        }
         for kernel in network.kernels {
             var primitive: dnnl_primitive_t? = nil
             try DNNL.check(dnnl_primitive_create(&primitive, kernel.primitiveDescriptor), "primitive")
@@ -45,23 +60,21 @@ public final class InferenceEngine: @unchecked Sendable {
             case .layer(let k, let copyFrom):
                 let kernel = network.kernels[k]
                 let conv = spec.convolutions[kernel.layer]
-                let copy = copyFrom.map { (tensor($0), tensor(conv.output), spec.tensors[$0].elements) }
+                let copy = copyFrom.map { (tensor($0), tensor(conv.output), spec.tensors[$0].elements * bytes[$0]) }
                 try add(k, source: tensor(conv.input), destination: tensor(conv.output), residualCopy: copy)
             case .strips(let p, let stripKernels):
                 let plan = network.stripPlans[p]
                 let expand = spec.convolutions[plan.layers.expand], project = spec.convolutions[plan.layers.project]
                 let residual = project.residual
                 for (kernels, bands) in zip(stripKernels, plan.strips) {
-                    let input = tensor(expand.input) + bands[0].inputStart * rowFloats(expand.input)
-                    let output = tensor(project.output) + bands[2].outputStart * rowFloats(project.output)
-                    let expanded = scratch.expanded.assumingMemoryBound(to: Float.self)
-                    let filtered = scratch.filtered.assumingMemoryBound(to: Float.self)
-                    try add(kernels[0], source: input, destination: expanded)
-                    try add(kernels[1], source: expanded, destination: filtered)
+                    let input = tensor(expand.input) + bands[0].inputStart * rowBytes(expand.input)
+                    let output = tensor(project.output) + bands[2].outputStart * rowBytes(project.output)
+                    try add(kernels[0], source: input, destination: scratch.expanded)
+                    try add(kernels[1], source: scratch.expanded, destination: scratch.filtered)
                     let copy = residual.map { r in
-                        (tensor(r) + bands[2].outputStart * rowFloats(r), output, bands[2].outputRows * rowFloats(r))
+                        (tensor(r) + bands[2].outputStart * rowBytes(r), output, bands[2].outputRows * rowBytes(r))
                     }
-                    try add(kernels[2], source: filtered, destination: output, residualCopy: copy)
+                    try add(kernels[2], source: scratch.filtered, destination: output, residualCopy: copy)
                 }
             }
         }
@@ -69,6 +82,10 @@ public final class InferenceEngine: @unchecked Sendable {
 
     deinit {
         primitives.forEach { dnnl_primitive_destroy($0) }
+        if let staging {
+            dnnl_primitive_destroy(staging.primitive)
+            UnsafeMutableRawPointer(staging.input).deallocate()
+        }
         memories.forEach { dnnl_memory_destroy($0) }
         dnnl_stream_destroy(stream)
         buffers.forEach { $0.deallocate() }
@@ -78,49 +95,60 @@ public final class InferenceEngine: @unchecked Sendable {
         classLogits.deallocate()
     }
 
-    private func add(_ k: Int, source: UnsafeMutablePointer<Float>, destination: UnsafeMutablePointer<Float>,
-                     residualCopy: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int)? = nil) throws(ModelError) {
+    private func add(_ k: Int, source: UnsafeMutableRawPointer, destination: UnsafeMutableRawPointer,
+                     residualCopy: (UnsafeMutableRawPointer, UnsafeMutableRawPointer, Int)? = nil) throws(ModelError) {
         let kernel = network.kernels[k]
         let engine = network.engine
-        let bound = [try DNNL.memory(kernel.source, engine, UnsafeMutableRawPointer(source)),
+        let bound = [try DNNL.memory(kernel.source, engine, source),
                      try DNNL.memory(kernel.weightsDescriptor, engine, kernel.weights),
                      try DNNL.memory(kernel.biasDescriptor, engine, kernel.bias),
-                     try DNNL.memory(kernel.destination, engine, UnsafeMutableRawPointer(destination))]
+                     try DNNL.memory(kernel.destination, engine, destination)]
         memories += bound
         executions.append(Execution(primitive: primitives[k], arguments: [
             dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: bound[0]),
             dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: bound[1]),
             dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: bound[2]),
             dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: bound[3]),
-        ], residualCopy: residualCopy.map { (from: $0.0, to: $0.1, count: $0.2) }))
+        ], residualCopy: residualCopy.map { (from: $0.0, to: $0.1, bytes: $0.2) }))
     }
 
     /// The network input, NHWC f32, to be filled before `run()`.
-    var input: UnsafeMutablePointer<Float> { tensor(0) }
+    var input: UnsafeMutablePointer<Float> { staging?.input ?? tensor(0).assumingMemoryBound(to: Float.self) }
 
-    private func tensor(_ t: Int) -> UnsafeMutablePointer<Float> {
-        buffers[network.bufferOfTensor[t]].assumingMemoryBound(to: Float.self)
+    private func tensor(_ t: Int) -> UnsafeMutableRawPointer { buffers[network.bufferOfTensor[t]] }
+
+    private func rowBytes(_ t: Int) -> Int {
+        network.spec.tensors[t].width * network.spec.tensors[t].channels * DNNL.elementBytes(network.tensorTypes[t])
     }
 
-    private func rowFloats(_ t: Int) -> Int { network.spec.tensors[t].width * network.spec.tensors[t].channels }
-
-    /// Runs the network on `input`; results land in `boxEncodings` and `classLogits`.
-    func run() throws(ModelError) {
+    /// Runs the network on `input`; results land in `boxEncodings` and `classLogits`. `observe` (f32 networks
+    /// without strips only) sees each convolution's output tensor right after the convolution.
+    func run(observe: ((_ tensor: Int, _ values: UnsafeBufferPointer<Float>) -> Void)? = nil) throws(ModelError) {
+        precondition(observe == nil || (network.stripPlans.isEmpty && network.precision == .f32), "observing needs whole f32 layers")
         DNNL.pinCurrentThreadToOneOpenMPThread()
+        if let staging {
+            let status = staging.arguments.withUnsafeBufferPointer { dnnl_primitive_execute(staging.primitive, stream, 2, $0.baseAddress) }
+            try DNNL.check(status, "converting the input")
+        }
         for i in executions.indices {
-            if let copy = executions[i].residualCopy { copy.to.update(from: copy.from, count: copy.count) }
+            if let copy = executions[i].residualCopy { copy.to.copyMemory(from: copy.from, byteCount: copy.bytes) }
             let status = executions[i].arguments.withUnsafeBufferPointer { dnnl_primitive_execute(executions[i].primitive, stream, 4, $0.baseAddress) }
             try DNNL.check(status, "running the network")
+            if let observe {
+                try DNNL.check(dnnl_stream_wait(stream), "stream wait")
+                let output = network.spec.convolutions[i].output
+                observe(output, UnsafeBufferPointer(start: tensor(output).assumingMemoryBound(to: Float.self), count: network.spec.tensors[output].elements))
+            }
         }
         try DNNL.check(dnnl_stream_wait(stream), "stream wait")
         // Gather the heads in anchor order: NHWC already lists cell by cell, anchor by anchor.
         var boxOffset = 0, classOffset = 0
         for head in network.spec.heads {
             let boxCount = network.spec.tensors[head.boxEncodings].elements
-            (boxEncodings.baseAddress! + boxOffset).update(from: tensor(head.boxEncodings), count: boxCount)
+            (boxEncodings.baseAddress! + boxOffset).update(from: tensor(head.boxEncodings).assumingMemoryBound(to: Float.self), count: boxCount)
             boxOffset += boxCount
             let classCount = network.spec.tensors[head.classLogits].elements
-            (classLogits.baseAddress! + classOffset).update(from: tensor(head.classLogits), count: classCount)
+            (classLogits.baseAddress! + classOffset).update(from: tensor(head.classLogits).assumingMemoryBound(to: Float.self), count: classCount)
             classOffset += classCount
         }
     }

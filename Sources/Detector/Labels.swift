@@ -12,21 +12,24 @@ public struct Labels: Sendable, Equatable {
     /// Reads a label file: a TF `label_map.pbtxt` (`item { id: 1 display_name: "person" }`),
     /// or plain text with one name per line for ids 1, 2, 3...
     public static func load(path: String) throws(ModelError) -> Labels {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .labels(path: path, reason: "no such file") }
+        guard !isDirectory.boolValue else { throw .labels(path: path, reason: "is a directory") }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw .unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "not readable" : "no such file")
+            throw .labels(path: path, reason: "permission denied")
         }
         return try parse(data, path: path)
     }
 
     /// Parses the contents of a label file; `path` names it in errors.
     static func parse(_ data: Data, path: String) throws(ModelError) -> Labels {
-        guard let text = String(data: data, encoding: .utf8) else { throw .unreadable(path: path, reason: "not a UTF-8 text file") }
+        guard let text = String(data: data, encoding: .utf8) else { throw .labels(path: path, reason: "not a UTF-8 text file") }
         if text.contains("item") && text.contains("{") { return try parsePbtxt(text, path: path) }
         // Split on every line break: "\r\n" is one Character, so splitting on "\n" alone would keep CRLF files whole.
         let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }
         let names = lines.last == "" ? lines.dropLast() : lines[...]
-        guard !names.isEmpty else { throw .sidecar(path: path, reason: "no labels") }
+        guard !names.isEmpty else { throw .labels(path: path, reason: "no labels") }
         return Labels(names: Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.offset + 1, $0.element) }))
     }
 
@@ -41,11 +44,11 @@ public struct Labels: Sendable, Equatable {
                 }
                 return String(rest.prefix(while: { !$0.isWhitespace && $0 != "}" }))
             }
-            guard let idText = field("id"), let id = Int(idText) else { throw .sidecar(path: path, reason: "an item has no integer id") }
-            guard let name = field("display_name") ?? field("name") else { throw .sidecar(path: path, reason: "item \(id) has no name") }
+            guard let idText = field("id"), let id = Int(idText) else { throw .labels(path: path, reason: "an item has no integer id") }
+            guard let name = field("display_name") ?? field("name") else { throw .labels(path: path, reason: "item \(id) has no name") }
             names[id] = name
         }
-        guard !names.isEmpty else { throw .sidecar(path: path, reason: "no items") }
+        guard !names.isEmpty else { throw .labels(path: path, reason: "no items") }
         return Labels(names: names)
     }
 

@@ -16,6 +16,12 @@ public final class Model: Sendable {
     public let multiplyAccumulates: Int
     /// Problems that do not stop the model from running (labels that do not fit its classes), for the log.
     public let warnings: [String]
+    /// The precision the network was compiled in, and why it was chosen.
+    public let precision: PrecisionSelection
+    /// Under `auto`: why a calibration file beside the model was not used (it is wrong for this model).
+    public let calibrationWarning: String?
+    /// FNV-1a 64 of the model file: ties a calibration file to these bytes.
+    let fingerprint: String
     let network: CompiledNetwork
     let anchors: Anchors
 
@@ -29,9 +35,11 @@ public final class Model: Sendable {
     /// The largest graph file read (the reference models are 5-20 MB).
     static let maximumFileSize = 1 << 30
 
-    /// Loads a frozen graph. Labels come from `labelsPath` if given, else the sidecar, else COCO's for a
-    /// 90-class graph, else `class_<id>` (with a warning).
-    public init(path: String, labelsPath: String? = nil) throws(ModelError) {
+    /// Loads a frozen graph and compiles it in `precision` (`auto`: see `PrecisionChoice.select`).
+    /// Labels come from `labelsPath` if given, else the sidecar, else COCO's for a 90-class graph, else `class_<id>`
+    /// (with a warning). int8 reads activation ranges from `calibrationPath`, by default `Calibration.path(forModel:)`.
+    public init(path: String, labelsPath: String? = nil, precision choice: PrecisionChoice = .f32,
+                calibrationPath: String? = nil) throws(ModelError) {
         self.path = path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -58,7 +66,50 @@ public final class Model: Sendable {
         self.labels = labels
         warnings = warning.map { [$0] } ?? []
         anchors = try Anchors(settings: settings, spec: spec)
-        network = try CompiledNetwork(spec: spec)
+        fingerprint = Calibration.fingerprint(data)
+        let calibrationPath = calibrationPath ?? Calibration.path(forModel: path)
+        let calibrationFound = choice == .auto || choice == .int8 ? FileManager.default.fileExists(atPath: calibrationPath) : false
+        var ranges: [Float]? = nil
+        var calibrationProblem: ModelError? = nil
+        if calibrationFound {
+            do throws(ModelError) {
+                ranges = try Calibration.load(path: calibrationPath)
+                    .activationRanges(for: spec, modelFingerprint: fingerprint, path: calibrationPath)
+            } catch {
+                calibrationProblem = error
+            }
+        }
+        if choice == .int8 {
+            guard calibrationFound else {
+                throw .calibration(path: calibrationPath, reason: "no such file; int8 needs one (make it with `sightline calibrate`)")
+            }
+            if let calibrationProblem { throw calibrationProblem }
+        }
+        let cpu = CPUFeatures.current
+        var selection = choice.select(cpu: cpu, calibrationFound: calibrationFound, calibrationProblem: calibrationProblem.map { "\($0)" })
+        // Only optimized kernels: a precision this CPU has none for is refused, or under auto passed over.
+        var compiled: CompiledNetwork? = nil
+        while compiled == nil {
+            let problem: String
+            do throws(ModelError) {
+                let candidate = try CompiledNetwork(spec: spec, precision: selection.precision, activationRanges: ranges)
+                if candidate.referenceKernels.isEmpty || selection.precision == .f32 {
+                    compiled = candidate
+                    break
+                }
+                problem = "reference kernels for \(candidate.referenceKernels.prefix(3).joined(separator: "; "))"
+            } catch where selection.precision != .f32 {
+                problem = "\(error)"
+            }
+            guard choice == .auto else {
+                throw .engine("\(selection.precision) has no optimized oneDNN kernels on this CPU (\(cpu.isa)): \(problem)")
+            }
+            let next: Precision = selection.precision == .int8 && cpu.bf16 ? .bf16 : .f32
+            selection = .init(precision: next, reason: "auto: \(selection.precision) has no optimized kernels on this CPU (\(cpu.isa))")
+        }
+        network = compiled!
+        precision = selection
+        calibrationWarning = choice == .auto ? calibrationProblem.map { "\($0); using \(selection.precision)" } : nil
         inputWidth = spec.input.width
         inputHeight = spec.input.height
         anchorCount = spec.anchorCount
@@ -81,6 +132,9 @@ public final class Model: Sendable {
     }
 
     public func makeDetector() throws(ModelError) -> Detector { try Detector(model: self) }
+
+    /// The name of every class the model detects, in class id order (index 0 = class id 1).
+    public var labelNames: [String] { (1...max(classCount, 1)).map { labels.name(for: $0) } }
 }
 
 /// Detects objects in frames: preprocessing, the network and SSD post-processing, with all buffers

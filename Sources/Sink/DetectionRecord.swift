@@ -23,9 +23,11 @@ public struct DetectionRecord: Sendable {
     /// Frames of this source dropped since its previous record.
     public var dropped: Int
     public var detections: [Detection]
+    /// The frame's file, for a source of several files (a directory or an image sequence).
+    public var file: String?
 
     public init(source: String, frame: Int, seq: Int, pts: Double?, time: Date, captureTime: Date, width: Int, height: Int,
-                latencyMs: Double, inferMs: Double, dropped: Int, detections: [Detection]) {
+                latencyMs: Double, inferMs: Double, dropped: Int, detections: [Detection], file: String? = nil) {
         self.source = source
         self.frame = frame
         self.seq = seq
@@ -38,6 +40,7 @@ public struct DetectionRecord: Sendable {
         self.inferMs = inferMs
         self.dropped = dropped
         self.detections = detections
+        self.file = file
     }
 
     /// The record as one JSON line (with the trailing newline). Keys keep a fixed order.
@@ -45,6 +48,7 @@ public struct DetectionRecord: Sendable {
         var json = JSONLineWriter()
         json.field("type", "detections")
         json.field("source", source)
+        if let file { json.field("file", file) }
         json.field("frame", frame)
         json.field("seq", seq)
         json.field("pts", pts.map { ($0 * 1e6).rounded() / 1e6 })

@@ -467,7 +467,8 @@ public final class SocketServer: @unchecked Sendable {
         return fd
     }
 
-    private static func resolveGroup(_ name: String) throws -> gid_t {
+    /// The id of group `name` (a name or a number); throws `SinkError` naming an unknown group.
+    public static func resolveGroup(_ name: String) throws -> gid_t {
         var entry = group()
         var result: UnsafeMutablePointer<group>?
         var buffer = [CChar](repeating: 0, count: 16384)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Daemon
 import Detector
 import Foundation
 
@@ -9,8 +10,11 @@ struct Bench: ParsableCommand {
     @Option(help: "Frozen graph (.pb) of an SSD MobileNetV2 model.")
     var model: String = ModelLocation.defaultModel
 
-    @Option(help: "Worker threads for the throughput run, each with its own engine (default: one per core).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Numeric precision: auto (the fastest this CPU and model are ready for), f32, bf16 or int8.")
+    var precision: PrecisionChoice = .auto
+
+    @Option(help: "Worker threads for the throughput run, each with its own engine; 0 means one per core.")
+    var threads: Int = 0
 
     @Option(help: "Timed forward passes per measurement.")
     var iterations: Int = 200
@@ -19,13 +23,13 @@ struct Bench: ParsableCommand {
     var json = false
 
     mutating func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        try checkRange("--threads", threads, ConfigLimits.workers, zeroMeaning: "one per core")
+        try checkRange("--iterations", iterations, 1...100_000)
     }
 
     func run() throws {
         let result = try failingCleanly {
-            try Benchmark.run(modelPath: model, threads: threads, iterations: iterations)
+            try Benchmark.run(modelPath: model, precision: precision, threads: workerThreads(threads), iterations: iterations)
         }
         for line in result.report(json: json) { print(line) }
     }

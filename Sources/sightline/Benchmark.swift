@@ -15,11 +15,12 @@ struct Benchmark {
     let loadToFirstInferenceMs: Double
     let measurements: [Measurement]
     let macs: Int
+    let precision: PrecisionSelection
 
-    static func run(modelPath: String, threads: Int, iterations: Int) throws -> Benchmark {
+    static func run(modelPath: String, precision: PrecisionChoice, threads: Int, iterations: Int) throws -> Benchmark {
         let clock = ContinuousClock()
         let start = clock.now
-        let model = try Model(path: modelPath)
+        let model = try Model(path: modelPath, precision: precision)
         let first = try model.makeDetector()
         fillDeterministic(first.input)
         try first.forward()
@@ -30,7 +31,8 @@ struct Benchmark {
             let detectors = try [first] + (1..<threads).map { _ in try model.makeDetector() }
             measurements.append(try measure(model: model, detectors: detectors, iterations: iterations))
         }
-        return Benchmark(loadToFirstInferenceMs: loadMs, measurements: measurements, macs: model.multiplyAccumulates)
+        return Benchmark(loadToFirstInferenceMs: loadMs, measurements: measurements, macs: model.multiplyAccumulates,
+                         precision: model.precision)
     }
 
     /// Each detector runs `iterations` timed passes (after a warm-up) on its own thread, all at once.
@@ -73,13 +75,15 @@ struct Benchmark {
 
     func report(json: Bool) -> [String] {
         if json {
+            let tag = #""runtime":"sightline-onednn","precision":"\#(precision.precision.rawValue)""#
             var lines = measurements.map { m in
-                #"{"runtime":"sightline-onednn","threads":\#(m.threads),"median_ms":\#(round3(m.medianMs)),"p90_ms":\#(round3(m.p90Ms)),"min_ms":\#(round3(m.minMs)),"fps":\#(round3(m.fps))}"#
+                #"{\#(tag),"threads":\#(m.threads),"median_ms":\#(round3(m.medianMs)),"p90_ms":\#(round3(m.p90Ms)),"min_ms":\#(round3(m.minMs)),"fps":\#(round3(m.fps))}"#
             }
-            lines.append(#"{"runtime":"sightline-onednn","load_to_first_inference_ms":\#(round3(loadToFirstInferenceMs))}"#)
+            lines.append(#"{\#(tag),"precision_reason":\#(jsonString(precision.reason)),"load_to_first_inference_ms":\#(round3(loadToFirstInferenceMs))}"#)
             return lines
         }
-        var lines = ["model load to first inference: \(round3(loadToFirstInferenceMs)) ms"]
+        var lines = ["precision: \(precision.precision.rawValue) (\(precision.reason))",
+                     "model load to first inference: \(round3(loadToFirstInferenceMs)) ms"]
         for m in measurements {
             let gmacs = Double(macs) * m.fps / 1e9
             lines.append("\(m.threads) thread\(m.threads == 1 ? "" : "s"): median \(round3(m.medianMs)) ms, p90 \(round3(m.p90Ms)) ms, "
@@ -92,6 +96,11 @@ struct Benchmark {
 /// Values in [-1, 1], like a normalized image; the same every run.
 private func fillDeterministic(_ input: UnsafeMutableBufferPointer<Float>) {
     for i in input.indices { input[i] = Float((i * 7919 + 13) % 2001) / 1000 - 1 }
+}
+
+private func jsonString(_ text: String) -> String {
+    let data = (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
+    return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
 }
 
 private func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }

@@ -14,14 +14,17 @@ struct Detect: ParsableCommand {
     @Option(help: "Frozen graph (.pb) of an SSD MobileNetV2 model.")
     var model: String = ModelLocation.defaultModel
 
-    @Option(help: "Label file: a TF label_map.pbtxt or one name per line (default: the model's sidecar, else COCO).")
+    @Option(help: "Label file: a TF label_map.pbtxt or one name per line (default: the model's sidecar, else COCO's for a 90-class model, else class_<id>).")
     var labels: String?
+
+    @Option(help: "Numeric precision: auto (the fastest this CPU and model are ready for), f32, bf16 or int8.")
+    var precision: PrecisionChoice = .auto
 
     @Option(help: "Minimum score of a reported detection.")
     var threshold: Float = 0.5
 
-    @Option(help: "Detector worker threads (default: one per core).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Detector worker threads; 0 means one per core.")
+    var threads: Int = 0
 
     @Flag(help: "Pace files at their native frame rate and treat them as live (frames may be dropped).")
     var realtime = false
@@ -44,28 +47,32 @@ struct Detect: ParsableCommand {
     @Option(help: "V4L2 cameras: capture frame rate (default: up to 30).")
     var captureFps: Double?
 
-    @Argument(help: "Video files, image files, stream URLs or V4L2 devices.")
+    @Argument(help: "Video files, images, directories of images, image sequences (img%03d.png), stream URLs or V4L2 devices.")
     var inputs: [String]
 
     mutating func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be between 0 and 1") }
-        guard ringCapacity.map({ $0 >= 1 }) ?? true else { throw ValidationError("--ring-capacity must be at least 1") }
-        guard fps.map({ (0.001...1000).contains($0) }) ?? true else { throw ValidationError("--fps must be between 0.001 and 1000") }
-        guard (0.001...86400).contains(ioTimeout) else { throw ValidationError("--io-timeout must be between 0.001 and 86400 seconds") }
-        guard size == nil || captureSize != nil else { throw ValidationError("--size must be WIDTHxHEIGHT, e.g. 1280x720") }
-        guard captureFps.map({ (0.001...1000).contains($0) }) ?? true else { throw ValidationError("--capture-fps must be between 0.001 and 1000") }
+        try checkRange("--threads", threads, ConfigLimits.workers, zeroMeaning: "one per core")
+        try checkRange("--threshold", threshold, 0...1)
+        try ringCapacity.map { try checkRange("--ring-capacity", $0, ConfigLimits.ringCapacity) }
+        try fps.map { try checkRange("--fps", $0, ConfigLimits.framesPerSecond) }
+        try checkRange("--io-timeout", ioTimeout, ConfigLimits.ioTimeoutSeconds, unit: " seconds")
+        guard size == nil || captureSize != nil else {
+            throw ValidationError("--size must be WIDTHxHEIGHT with sides up to \(ConfigLimits.captureSide.upperBound), e.g. 1280x720")
+        }
+        try captureFps.map { try checkRange("--capture-fps", $0, ConfigLimits.framesPerSecond) }
     }
 
     private var captureSize: (width: Int, height: Int)? {
         let parts = (size ?? "").split(separator: "x", omittingEmptySubsequences: false)
         guard parts.count == 2, let width = Int(parts[0]), let height = Int(parts[1]),
-              (1...16384).contains(width), (1...16384).contains(height) else { return nil }
+              ConfigLimits.captureSide.contains(width), ConfigLimits.captureSide.contains(height) else { return nil }
         return (width, height)
     }
 
     func run() throws {
-        let loaded = try failingCleanly { try Model(path: model, labelsPath: labels) }
+        let threads = workerThreads(threads)
+        let loaded = try failingCleanly { try Model(path: model, labelsPath: labels, precision: precision) }
+        if let warning = loaded.calibrationWarning { reportError("WARNING: \(warning)") }
         reportModelWarnings(loaded)
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
@@ -80,7 +87,8 @@ struct Detect: ParsableCommand {
         var failed = false
         let capture = captureSize
         for input in inputs {
-            var options = SourceOptions(name: input, input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
+            // Records name the input, but never its password.
+            var options = SourceOptions(name: Redaction.redactingPasswords(input), input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
                                         realtimeFPS: fps, ioTimeout: .milliseconds(Int(ioTimeout * 1000)))
             (options.captureWidth, options.captureHeight) = (capture?.width, capture?.height)
             options.captureFPS = captureFps
@@ -156,9 +164,18 @@ final class StandardOutput: @unchecked Sendable {
     }
 }
 
+/// Refuses an option outside its documented range (docs/CONFIG.md), naming the range.
+func checkRange<Value: Comparable>(_ option: String, _ value: Value, _ range: ClosedRange<Value>, unit: String = "",
+                                   zeroMeaning: String? = nil) throws {
+    guard range.contains(value) else {
+        let low = zeroMeaning.map { "\(range.lowerBound) (\($0))" } ?? "\(range.lowerBound)"
+        throw ValidationError("\(option) must be between \(low) and \(range.upperBound)\(unit), got \(value)")
+    }
+}
+
 /// One line on stderr naming the problem.
 func reportError(_ message: Any) {
-    StandardError.write("sightline: \(message)\n")
+    StandardError.write("sightline: \(Redaction.redactingPasswords("\(message)"))\n")
 }
 
 /// A failure of the command itself, worded for the user.

@@ -1,3 +1,5 @@
+import ArgumentParser
+import Detector
 import Foundation
 
 /// Where the bundled default model lives: `$SIGHTLINE_MODEL`, then an installed copy beside the binary
@@ -19,3 +21,5 @@ enum ModelLocation {
         return installed
     }
 }
+
+extension PrecisionChoice: ExpressibleByArgument {}

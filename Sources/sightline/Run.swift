@@ -1,5 +1,6 @@
 import ArgumentParser
 import Daemon
+import Detector
 import Foundation
 import Logging
 
@@ -11,12 +12,34 @@ struct Run: ParsableCommand {
     @Option(help: "Configuration file (YAML, see docs/CONFIG.md).")
     var config: String = DaemonConfig.defaultPath
 
+    @Option(help: "Numeric precision, overriding the config's `precision`: auto, f32, bf16 or int8.")
+    var precision: PrecisionChoice?
+
+    @Option(help: "Listen on this socket instead of the config's socket.path, e.g. to try the service's config by hand.")
+    var socket: String?
+
+    mutating func validate() throws { try validateSocketPath(socket) }
+
     func run() throws {
+        // Until the service installs its handlers, a reload request must not kill the daemon (SIGHUP's default).
+        signal(SIGHUP, SIG_IGN)
         LoggingSystem.bootstrap(JournalLogHandler.init)
         let logger = Logger(label: "sightline")
-        let loaded = try failingCleanly { try DaemonConfig.load(path: config) }
+        // Also applied to the file as re-read on SIGHUP: the command line keeps winning.
+        let overrides: @Sendable (inout DaemonConfig) -> Void = { [socket, precision] config in
+            if let socket { config.socket.path = socket }
+            if let precision { config.precision = precision }
+        }
+        var loaded = try failingCleanly { try DaemonConfig.load(path: config) }
+        overrides(&loaded)
+        let activated = !SystemdSocketActivation.listenDescriptors().isEmpty
+        let preflight = Preflight(loaded, origin: config, defaultModel: ModelLocation.defaultModel, checkSocket: !activated)
+        guard let model = preflight.model, preflight.problems.isEmpty else {
+            reportError(ConfigError(preflight.problems))
+            throw ExitCode(1)
+        }
         let service = try failingCleanly {
-            try Service(config: loaded, configPath: config, defaultModel: ModelLocation.defaultModel,
+            try Service(config: loaded, configPath: config, overrides: overrides, model: model,
                         notifier: SystemdNotifier(), logger: logger)
         }
         // Exit straight away: workers and subscribers are already drained; tearing down the engines buys nothing.
@@ -25,18 +48,45 @@ struct Run: ParsableCommand {
 }
 
 struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Validate a configuration file without running it.")
+    static let configuration = CommandConfiguration(
+        abstract: "Validate a configuration file without running it.",
+        discussion: """
+            Checks what `run` checks before it starts: the file, that the model and labels load, that every label in \
+            `thresholds` is the model's, and that the socket's group and directory exist.
+            """)
 
     @Option(help: "Configuration file (YAML, see docs/CONFIG.md).")
     var config: String = DaemonConfig.defaultPath
 
+    @Option(help: "Check with this socket path instead of the config's socket.path, as `run --socket` would use.")
+    var socket: String?
+
+    mutating func validate() throws { try validateSocketPath(socket) }
+
     func run() throws {
-        let loaded = try failingCleanly { try DaemonConfig.load(path: config) }
-        let model = loaded.model ?? ModelLocation.defaultModel
-        guard FileManager.default.fileExists(atPath: model) else {
-            reportError("\(config): model: no such file \(model)")
+        let loaded = try failingCleanly { try DaemonConfig.load(path: config).overridingSocket(socket) }
+        let preflight = Preflight(loaded, origin: config, defaultModel: ModelLocation.defaultModel,
+                                  runtimeDirectoryMayBeAbsent: socket == nil)
+        for note in preflight.notes { StandardError.write("sightline: note: \(note)\n") }
+        if !preflight.problems.isEmpty {
+            reportError(ConfigError(preflight.problems))
             throw ExitCode(1)
         }
         print("\(config): OK (\(loaded.sources.count) source\(loaded.sources.count == 1 ? "" : "s"), \(loaded.workerCount) workers)")
+    }
+}
+
+private func validateSocketPath(_ path: String?) throws {
+    guard let path else { return }
+    guard !path.isEmpty, path.utf8.count <= 107 else {
+        throw ValidationError("--socket must be a path of 1 to 107 bytes")
+    }
+}
+
+private extension DaemonConfig {
+    func overridingSocket(_ path: String?) -> DaemonConfig {
+        var config = self
+        if let path { config.socket.path = path }
+        return config
     }
 }

@@ -4,7 +4,20 @@ import Foundation
 
 struct Tail: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Subscribe to a running daemon and print its records.")
+        abstract: "Subscribe to a running daemon and print its records.",
+        discussion: """
+            Without --raw, each detection is one line:
+              TIME SOURCE #FRAME LABEL SCORE [XMIN YMIN XMAX YMAX]
+            e.g. `21:14:03.120 door #512 person 0.91 [0.412 0.205 0.530 0.771]`: the record's time (UTC, to the
+            millisecond), the source's name, the frame index, the label, the score, and the box as fractions of the
+            frame's width and height (x across, y down). Frames with no detection print nothing. Service records
+            print as one line each: `connected` (with every source's up/down state), `SOURCE up`, `SOURCE DOWN: reason`,
+            and skipped records when this subscriber fell behind. --raw prints the JSON lines themselves
+            (docs/SCHEMA.md), for scripts: e.g. a Node-RED exec node.
+
+            When the daemon goes away (a restart, say), tail says so on stderr and reconnects until it is back,
+            unless --once is given; then it exits with status 1.
+            """)
 
     @Argument(help: "The daemon's Unix socket.")
     var socket: String = DaemonConfig.Socket.defaultPath
@@ -12,17 +25,54 @@ struct Tail: ParsableCommand {
     @Flag(help: "Print the raw JSON lines instead of one readable line per detection.")
     var raw = false
 
+    @Flag(help: "Exit (status 1) when the connection ends or cannot be made, instead of reconnecting.")
+    var once = false
+
     func run() throws {
-        let fd = try failingCleanly { try connectUnix(socket) }
-        defer { close(fd) }
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
+        var retry = Duration.milliseconds(250)
+        var lastProblem: String?
+        while true {
+            let fd: Int32
+            do {
+                fd = try connectUnix(socket)
+            } catch {
+                guard !once else {
+                    reportError(error)
+                    throw ExitCode(1)
+                }
+                // Said once per kind of problem, not on every attempt.
+                let problem = "\(error)"
+                if problem != lastProblem { reportError("\(problem); retrying until the daemon is back (--once to exit instead)") }
+                lastProblem = problem
+                Thread.sleep(forTimeInterval: retry / .seconds(1))
+                retry = min(retry * 2, .seconds(5))
+                continue
+            }
+            if lastProblem != nil { reportError("\(socket): connected again") }
+            retry = .milliseconds(250)
+            let ended = copyRecords(from: fd, to: output)
+            close(fd)
+            if output.isClosed { return }
+            guard !once else {
+                reportError("\(socket): \(ended)")
+                throw ExitCode(1)
+            }
+            lastProblem = "\(socket): \(ended)"
+            reportError("\(socket): \(ended); reconnecting")
+        }
+    }
+
+    /// Prints records until the connection ends (or our reader goes away); returns how it ended.
+    private func copyRecords(from fd: Int32, to output: StandardOutput) -> String {
         var pending = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = read(fd, &buffer, buffer.count)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
+            if n < 0 { return "reading failed: \(String(cString: strerror(errno)))" }
+            if n == 0 { return "the daemon closed the connection" }
             pending.append(contentsOf: buffer[0..<n])
             while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = pending[pending.startIndex..<newline]
@@ -32,11 +82,9 @@ struct Tail: ParsableCommand {
                 } else {
                     for text in Self.readable(line) { output.write(text + "\n") }
                 }
-                if output.isClosed { return }
+                if output.isClosed { return "output closed" }
             }
         }
-        reportError("\(socket): the daemon closed the connection")
-        throw ExitCode(1)
     }
 
     /// One line per detection, or per service record.
@@ -56,7 +104,9 @@ struct Tail: ParsableCommand {
                 return "\(time) \(source) #\(frame) \(d["label"] as? String ?? "?") \(String(format: "%.2f", d["score"] as? Double ?? 0)) [\(corners)]"
             }
         case "hello":
-            return ["\(time) connected: schema \(record["schema"] ?? "?"), sources \((record["sources"] as? [String] ?? []).joined(separator: ", "))"]
+            let states = record["source_states"] as? [String: String] ?? [:]
+            let sources = (record["sources"] as? [String] ?? []).map { name in states[name].map { "\(name) (\($0))" } ?? name }
+            return ["\(time) connected: schema \(record["schema"] ?? "?"), sources \(sources.joined(separator: ", "))"]
         case "source_down":
             return ["\(time) \(source) DOWN: \(record["reason"] as? String ?? "")"]
         case "source_up":

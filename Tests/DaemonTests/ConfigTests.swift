@@ -49,13 +49,14 @@ final class ConfigTests: XCTestCase {
               - { name: cam, input: /dev/video0, width: 1280, height: 720, capture_fps: 15 }
               - { name: other, input: /dev/video1 }
             """, origin: "c.yaml")
-        XCTAssertEqual(config.sources[0].captureWidth, 1280)
-        XCTAssertEqual(config.sources[0].captureHeight, 720)
-        XCTAssertEqual(config.sources[0].captureFPS, 15)
-        XCTAssertNil(config.sources[1].captureWidth)
+        XCTAssertEqual(config.sources.first?.captureWidth, 1280)
+        XCTAssertEqual(config.sources.first?.captureHeight, 720)
+        XCTAssertEqual(config.sources.first?.captureFPS, 15)
+        XCTAssertEqual(config.sources.map(\.name), ["cam", "other"])
+        XCTAssertNil(config.sources.last?.captureWidth)
         XCTAssertThrowsError(try DaemonConfig.parse("sources:\n  - { name: cam, input: /dev/video0, width: 0, capture_fps: -1 }\n", origin: "c.yaml")) { error in
             let text = "\(error)"
-            XCTAssertTrue(text.contains("c.yaml:2: sources[0].width: must be 1 or more, got 0"), text)
+            XCTAssertTrue(text.contains("c.yaml:2: sources[0].width: must be between 1 and 16384, got 0"), text)
             XCTAssertTrue(text.contains("sources[0].capture_fps"), text)
         }
     }
@@ -67,9 +68,9 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.thresholds, Thresholds(defaultScore: 0.5))
         XCTAssertEqual(config.socket, DaemonConfig.Socket(path: "/run/sightline/sightline.sock", mode: 0o660, group: nil))
         XCTAssertEqual(config.heartbeat, .seconds(10))
-        XCTAssertNil(config.sources[0].policy, "nil: the pipeline picks by source kind")
-        XCTAssertFalse(config.sources[0].realtime)
-        XCTAssertEqual(config.sources[0].ioTimeout, .seconds(10))
+        XCTAssertNil(config.sources.first?.policy, "nil: the pipeline picks by source kind")
+        XCTAssertEqual(config.sources.first?.realtime, false)
+        XCTAssertEqual(config.sources.first?.ioTimeout, .seconds(10))
     }
 
     func testShippedExampleIsValid() throws {
@@ -113,7 +114,7 @@ final class ConfigTests: XCTestCase {
         // parse() without a base directory keeps paths as written.
         let kept = try DaemonConfig.parse("model: models/m.pb\nsources: [{ name: a, input: clips/a.mp4 }]", origin: "x")
         XCTAssertEqual(kept.model, "models/m.pb")
-        XCTAssertEqual(kept.sources[0].input, "clips/a.mp4")
+        XCTAssertEqual(kept.sources.first?.input, "clips/a.mp4")
     }
 
     // MARK: Problems
@@ -148,8 +149,8 @@ final class ConfigTests: XCTestCase {
             #"sightline.yaml:2: threshold: must be between 0 and 1, got 1.5"#,
             #"sightline.yaml:3: thresholds.person: must be between 0 and 1, got -0.1"#,
             #"sightline.yaml:3: thresholds.car: must be a number, got "high""#,
-            #"sightline.yaml:4: workers: must be 0 (one per core) or more, got -2"#,
-            #"sightline.yaml:5: wokers: unknown key (did you mean "workers"?); known keys: model, labels, threshold, thresholds, workers, socket, heartbeat_seconds, sources"#,
+            #"sightline.yaml:4: workers: must be between 0 (one per core) and 256, got -2"#,
+            #"sightline.yaml:5: wokers: unknown key (did you mean "workers"?); known keys: model, labels, precision, threshold, thresholds, workers, socket, heartbeat_seconds, reconnect_max_seconds, sources"#,
             #"sightline.yaml:6: socket.owner: unknown key; known keys: path, mode, group, queue_limit"#,
             #"sightline.yaml:6: socket.mode: must be octal permission bits such as "0660", got "rw-rw----""#,
             #"sightline.yaml:7: heartbeat_seconds: must be a number, got "fast""#,
@@ -160,7 +161,7 @@ final class ConfigTests: XCTestCase {
             #"sightline.yaml:19: sources[3].input: missing: a device (/dev/video0), a stream URL (rtsp://...) or a file"#,
             #"sightline.yaml:20: sources[3].realtime: must be true or false, got "maybe""#,
             #"sightline.yaml:21: sources[4].name: missing: every source needs a unique name"#,
-            #"sightline.yaml:22: sources[4].fps_limt: unknown key (did you mean "fps_limit"?); known keys: name, input, policy, fps_limit, realtime, realtime_fps, ring_capacity, io_timeout, width, height, capture_fps"#,
+            #"sightline.yaml:22: sources[4].fps_limt: unknown key (did you mean "fps_limit"?); known keys: name, input, policy, fps_limit, realtime, realtime_fps, ring_capacity, io_timeout, width, height, capture_fps, threshold, thresholds"#,
         ]
         XCTAssertEqual(error.problems.map(\.description), expected, "all problems, in file order")
         XCTAssertEqual(error.description.split(separator: "\n").count, expected.count, "one problem per line")
@@ -190,8 +191,8 @@ final class ConfigTests: XCTestCase {
             #"t.yaml:6: sources[0].name: must be a single value, got a list"#,
             #"t.yaml:7: sources[0].input: must be a single value, got a mapping"#,
             #"t.yaml:8: sources[0].realtime: must be true or false, got "true""#,
-            #"t.yaml:9: sources[0].ring_capacity: must be 1 or more, got 0"#,
-            #"t.yaml:10: sources[0].io_timeout: must be greater than 0, got -1"#,
+            #"t.yaml:9: sources[0].ring_capacity: must be between 1 and 256, got 0"#,
+            #"t.yaml:10: sources[0].io_timeout: must be between 0.1 and 3600 seconds, got -1"#,
             #"t.yaml:11: sources[0].realtime_fps: only applies with `realtime: true`"#,
         ])
     }
@@ -206,7 +207,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(parseError("", origin: "a.yaml").description,
                        "a.yaml: the file is empty; it needs at least a `sources:` list")
         XCTAssertEqual(parseError("- a\n- b", origin: "a.yaml").description,
-                       "a.yaml:1: must be a mapping of keys (model, labels, threshold, thresholds, workers, socket, heartbeat_seconds, sources), got a list")
+                       "a.yaml:1: must be a mapping of keys (model, labels, precision, threshold, thresholds, workers, socket, heartbeat_seconds, reconnect_max_seconds, sources), got a list")
         XCTAssertEqual(parseError("sources: { name: a, input: b }", origin: "a.yaml").description,
                        "a.yaml:1: sources: must be a list of sources, got a mapping")
         XCTAssertEqual(parseError("sources:\n  - name: \"\"\n    input: x", origin: "a.yaml").description,

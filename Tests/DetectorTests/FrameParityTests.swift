@@ -19,7 +19,9 @@ final class FrameParityTests: XCTestCase {
         let frames = try XCTUnwrap(fixture["frames"] as? [[String: Any]])
         return try frames.map { entry in
             let detections = try XCTUnwrap(entry["detections"] as? [[String: Any]]).map { d in
-                ((d["box"] as! [Double]).map(Float.init), Float(d["score"] as! Double), Int(d["class"] as! Double))
+                (try XCTUnwrap((d["box"] as? [Double]).flatMap { $0.count == 4 ? $0 : nil }, "a box is 4 numbers").map(Float.init),
+                 Float(try XCTUnwrap(d["score"] as? Double)),
+                 Int(try XCTUnwrap(d["class"] as? Double)))
             }
             return Expected(media: try XCTUnwrap(entry["media"] as? String), frame: try XCTUnwrap(entry["frame"] as? Int),
                             rgbHash: try XCTUnwrap(UInt64(XCTUnwrap(entry["rgb_fnv1a64"] as? String), radix: 16)),

@@ -50,7 +50,7 @@ final class ModelErrorTests: XCTestCase {
         // The real graph with its first ReLU6 turned into Floor (same length, so the protobuf stays valid).
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: TestPaths.model)))
         let needle: [UInt8] = [0x12, 0x05] + Array("Relu6".utf8)
-        let at = try XCTUnwrap((0...(bytes.count - needle.count)).first { bytes[$0..<($0 + needle.count)].elementsEqual(needle) })
+        let at = try XCTUnwrap(bytes.indices.dropLast(needle.count - 1).first { bytes[$0..<($0 + needle.count)].elementsEqual(needle) })
         bytes.replaceSubrange((at + 2)..<(at + 7), with: Array("Floor".utf8))
         let path = try writeTemp(Data(bytes), name: "floor.pb")
         let message = loadError(path)

@@ -38,6 +38,7 @@ final class NetworkParityTests: XCTestCase {
         let anchors = try Self.model.get().anchors.centerSize
         XCTAssertEqual(anchors.count, corners.count)
         for (i, (mine, c)) in zip(anchors, corners).enumerated() {
+            guard c.count == 4 else { return XCTFail("fixture anchor \(i) is not 4 corners: \(c)") }
             let (ymin, xmin, ymax, xmax) = (Float(c[0]), Float(c[1]), Float(c[2]), Float(c[3]))
             let h = ymax - ymin, w = xmax - xmin
             let expected = SIMD4<Float>(ymin + h / 2, xmin + w / 2, h, w)

@@ -38,15 +38,17 @@ final class DetectCommandTests: XCTestCase {
             XCTAssertEqual(record["height"] as? Int, 576)
             XCTAssertEqual(try XCTUnwrap(record["pts"] as? Double), Double(index) / 10, accuracy: 1e-9)
             let detections = try XCTUnwrap(record["detections"] as? [[String: Any]])
-            let scores = detections.map { $0["score"] as! Double }
+            let scores = detections.map { $0["score"] as? Double ?? -1 }
             XCTAssertEqual(scores, scores.sorted(by: >), "frame \(index): detections sorted by descending score")
             for d in detections {
                 XCTAssertEqual(d["label"] as? String, "person")
                 XCTAssertEqual(d["class_id"] as? Int, 1)
-                XCTAssertGreaterThanOrEqual(d["score"] as! Double, 0.5)
+                XCTAssertGreaterThanOrEqual(d["score"] as? Double ?? -1, 0.5)
                 let box = try XCTUnwrap(d["box"] as? [String: Double])
-                XCTAssertTrue(0 <= box["xmin"]! && box["xmin"]! < box["xmax"]! && box["xmax"]! <= 1, "\(box)")
-                XCTAssertTrue(0 <= box["ymin"]! && box["ymin"]! < box["ymax"]! && box["ymax"]! <= 1, "\(box)")
+                let (xmin, ymin) = (try XCTUnwrap(box["xmin"]), try XCTUnwrap(box["ymin"]))
+                let (xmax, ymax) = (try XCTUnwrap(box["xmax"]), try XCTUnwrap(box["ymax"]))
+                XCTAssertTrue(0 <= xmin && xmin < xmax && xmax <= 1, "\(box)")
+                XCTAssertTrue(0 <= ymin && ymin < ymax && ymax <= 1, "\(box)")
             }
             peopleSeen += detections.count
         }
@@ -60,7 +62,7 @@ final class DetectCommandTests: XCTestCase {
         var frames: [String: [Int]] = [:]
         for line in result.stdoutLines {
             let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            frames[record["source"] as! String, default: []].append(record["frame"] as! Int)
+            frames[record["source"] as? String ?? "?", default: []].append(record["frame"] as? Int ?? -1)
         }
         XCTAssertEqual(frames[inputs[0]], [0])
         XCTAssertEqual(frames[inputs[1]], [0])
@@ -78,17 +80,19 @@ final class DetectCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         let records = try result.stdoutLines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         XCTAssertEqual(records.map { $0["frame"] as? Int }, [0, 1, 2, 3, 4])
+        XCTAssertEqual(records.map { $0["file"] as? String }, (1...5).map { dir.appendingPathComponent(String(format: "img%03d.png", $0)).path },
+                       "each record names its file, not only the pattern")
         XCTAssertTrue(records.allSatisfy { $0["source"] as? String == pattern && $0["width"] as? Int == 768 })
-        XCTAssertTrue(records.allSatisfy { !($0["detections"] as! [Any]).isEmpty }, "people in every frame")
+        XCTAssertTrue(records.allSatisfy { !($0["detections"] as? [Any] ?? []).isEmpty }, "people in every frame")
     }
 
     func testThresholdAndTimeFields() throws {
         let result = try runProcess(binary, ["detect", "--threshold", "0.9", TestPaths.media("basketball1.png")])
         XCTAssertEqual(result.status, 0, result.stderr)
-        let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdoutLines[0].utf8)) as? [String: Any])
+        let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(result.stdoutLines.first, result.stderr).utf8)) as? [String: Any])
         let detections = try XCTUnwrap(record["detections"] as? [[String: Any]])
         XCTAssertEqual(detections.count, 2, "basketball1.png: two players above 0.9")
-        XCTAssertTrue(detections.allSatisfy { ($0["score"] as! Double) >= 0.9 })
+        XCTAssertTrue(detections.allSatisfy { ($0["score"] as? Double ?? -1) >= 0.9 })
         let time = try XCTUnwrap(record["time"] as? String)
         XCTAssertNotNil(time.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"#, options: .regularExpression), time)
         XCTAssertNotNil(ISO8601DateFormatter.withFractionalSeconds.date(from: time))

@@ -65,18 +65,19 @@ public final class LineSubscriber {
 /// A background process (the daemon, an ffmpeg server) that is killed if still running at deinit.
 public final class BackgroundProcess {
     public let process = Process()
-    private let errorPipe = Pipe()
-    private let collected = LockedData()
+    private let outputPipe = Pipe(), errorPipe = Pipe()
+    private let collected = LockedData(), collectedOutput = LockedData()
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = outputPipe
         process.standardError = errorPipe
         process.standardInput = FileHandle.nullDevice
-        let collected = self.collected
+        let collected = self.collected, collectedOutput = self.collectedOutput
         errorPipe.fileHandleForReading.readabilityHandler = { handle in collected.append(handle.availableData) }
+        outputPipe.fileHandleForReading.readabilityHandler = { handle in collectedOutput.append(handle.availableData) }
         try process.run()
     }
 
@@ -86,9 +87,11 @@ public final class BackgroundProcess {
             process.waitUntilExit()
         }
         errorPipe.fileHandleForReading.readabilityHandler = nil
+        outputPipe.fileHandleForReading.readabilityHandler = nil
     }
 
     public var stderr: String { String(decoding: collected.data, as: UTF8.self) }
+    public var stdout: String { String(decoding: collectedOutput.data, as: UTF8.self) }
 
     public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 

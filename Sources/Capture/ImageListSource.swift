@@ -1,0 +1,104 @@
+import Foundation
+
+/// Still images, one after another, as one source: a directory's images in name order, or every file an
+/// image-sequence pattern (`img%03d.png`) matches, in number order. Each frame names the file it came from.
+public final class ImageListSource: FrameSource, @unchecked Sendable {
+    public let input: String
+    public let isLive = false
+    public let frameRate: Double? = nil
+    public let files: [String]
+    private let sourceID: String
+    private let pool = PixelBufferPool()
+    /// Held by `next()`; `close()` only sets `closed`, which `next()` checks between files.
+    private let lock = NSLock()
+    private let closedFlag = NSLock()
+    private var closed = false
+    private var current: (index: Int, source: FFmpegSource)?
+    private var nextFile = 0
+    private var sequence = 0
+
+    /// File extensions a directory's images are recognised by (case-insensitive).
+    public static let imageExtensions: Set<String> = ["jpg", "jpeg", "png", "bmp", "ppm", "pgm", "pbm", "pam", "tif", "tiff",
+                                                      "webp", "gif", "tga"]
+
+    public init(input: String, files: [String], sourceID: String? = nil) throws {
+        guard !files.isEmpty else {
+            throw CaptureError(input: input, reason: "no images (files ending in .\(Self.imageExtensions.sorted().joined(separator: ", .")))")
+        }
+        self.input = input
+        self.files = files
+        self.sourceID = sourceID ?? input
+    }
+
+    /// The files `input` stands for when it is a directory or an image-sequence pattern, nil for anything else.
+    /// Throws `CaptureError` for a directory that cannot be read.
+    public static func files(for input: String) throws -> [String]? {
+        guard !input.contains("://"), !input.hasPrefix("/dev/") else { return nil }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { return nil }
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: input)
+            } catch {
+                throw CaptureError(input: input, reason: "cannot read the directory: \(String(cString: strerror(errno)))")
+            }
+            return names.filter { !$0.hasPrefix(".") && imageExtensions.contains(($0 as NSString).pathExtension.lowercased()) }
+                .sorted().map { (input as NSString).appendingPathComponent($0) }
+        }
+        return try sequence(input)
+    }
+
+    /// The files a printf-style pattern (`%d`, `%03d`, `%%` for a percent sign) matches, by number; nil if `input`
+    /// is no such pattern.
+    private static func sequence(_ input: String) throws -> [String]? {
+        let directory = (input as NSString).deletingLastPathComponent
+        let name = (input as NSString).lastPathComponent
+        guard let placeholder = name.firstMatch(of: /%0?\d*d/) else { return nil }
+        func literal(_ text: Substring) -> String {
+            NSRegularExpression.escapedPattern(for: text.replacingOccurrences(of: "%%", with: "%"))
+        }
+        let regex = try? NSRegularExpression(pattern: "^" + literal(name[..<placeholder.range.lowerBound]) + "(\\d+)"
+                                                 + literal(name[placeholder.range.upperBound...]) + "$")
+        guard let regex else { return nil }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
+        let numbered = names.compactMap { name -> (Int, String)? in
+            let range = NSRange(name.startIndex..., in: name)
+            guard let match = regex.firstMatch(in: name, range: range), let digits = Range(match.range(at: 1), in: name),
+                  let number = Int(name[digits]) else { return nil }
+            return (number, name)
+        }
+        guard !numbered.isEmpty else { throw CaptureError(input: input, reason: "no file matches this image-sequence pattern") }
+        return numbered.sorted { $0 < $1 }.map { (directory as NSString).appendingPathComponent($0.1) }
+    }
+
+    /// The next frame of the current file, then of the next file; nil after the last. Throws `CaptureError`
+    /// naming the file that cannot be decoded.
+    public func next() throws -> Frame? {
+        lock.lock()
+        defer { lock.unlock() }
+        while !closedFlag.withLock({ closed }) {
+            if current == nil {
+                guard nextFile < files.count else { return nil }
+                current = (nextFile, try FFmpegSource(input: files[nextFile], sourceID: sourceID, pool: pool))
+                nextFile += 1
+            }
+            guard let (index, source) = current else { continue }
+            guard let decoded = try source.next() else {
+                source.close()
+                current = nil
+                continue
+            }
+            var frame = Frame(sourceID: sourceID, sequence: sequence, pts: nil, captureTime: decoded.captureTime,
+                              captureInstant: decoded.captureInstant, pixels: decoded.pixels)
+            frame.file = files[index]
+            sequence += 1
+            return frame
+        }
+        return nil
+    }
+
+    public func close() {
+        closedFlag.withLock { closed = true }
+    }
+}

@@ -1,0 +1,90 @@
+import Detector
+import Foundation
+import Sink
+
+/// What `check` and `run` verify beyond the file itself: that the model and labels load, that every label in
+/// `thresholds` is one the model knows, and that the socket's group and directory exist. Problems carry the line
+/// of the key that named the thing, so `check` reports them as it reports the file's own mistakes.
+public struct Preflight {
+    /// The loaded model, when it loads.
+    public private(set) var model: Model?
+    public private(set) var problems: [ConfigError.Problem] = []
+    /// Things worth saying that are not errors.
+    public private(set) var notes: [String] = []
+
+    /// - Parameters:
+    ///   - origin: the config file, as problems name it.
+    ///   - defaultModel: the model used when the config names none.
+    ///   - checkSocket: false when systemd passes the listening socket (the configured path is then unused).
+    ///   - runtimeDirectoryMayBeAbsent: true for `check`: the unit's runtime directory only exists while the service runs.
+    public init(_ config: DaemonConfig, origin: String, defaultModel: String, checkSocket: Bool = true,
+                runtimeDirectoryMayBeAbsent: Bool = false) {
+        func add(_ keyPath: String, _ message: String) {
+            problems.append(ConfigError.Problem(origin: origin, line: config.lines[keyPath], keyPath: keyPath, message: message))
+        }
+
+        var labelsLoad = true
+        if let labels = config.labels {
+            do {
+                _ = try Labels.load(path: labels)
+            } catch {
+                add("labels", "\(error)")
+                labelsLoad = false
+            }
+        }
+        let modelPath = config.model ?? defaultModel
+        do {
+            model = try Model(path: modelPath, labelsPath: labelsLoad ? config.labels : nil, precision: config.precision)
+        } catch {
+            if config.model == nil, case .unreadable(_, "no such file") = error {
+                add("model", "the bundled model is not installed at \(modelPath): name one with `model:` (or $SIGHTLINE_MODEL)")
+            } else {
+                add("model", "\(error)")
+            }
+        }
+        if let model, labelsLoad {
+            problems += Self.unknownLabels(in: config, origin: origin, known: model.labelNames)
+        }
+
+        guard checkSocket else { return }
+        if let group = config.socket.group {
+            do {
+                _ = try SocketServer.resolveGroup(group)
+            } catch {
+                add("socket.group", "\(error)")
+            }
+        }
+        let directory = URL(fileURLWithPath: config.socket.path).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        let keyPath = config.lines["socket.path"] != nil ? "socket.path" : "socket"
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            if runtimeDirectoryMayBeAbsent && directory == DaemonConfig.Socket.runtimeDirectory {
+                notes.append("\(directory) does not exist yet: systemd creates it when the service starts "
+                                 + "(to run this config by hand, give `sightline run --socket PATH`)")
+            } else {
+                add(keyPath, "cannot create \(config.socket.path): the directory \(directory) does not exist")
+            }
+        } else if !isDirectory.boolValue {
+            add(keyPath, "cannot create \(config.socket.path): \(directory) is not a directory")
+        }
+    }
+
+    /// Labels in `thresholds` (top-level and per source) that are not among the model's `known` labels:
+    /// a typo such as `persn` would otherwise never match anything.
+    public static func unknownLabels(in config: DaemonConfig, origin: String, known: [String]) -> [ConfigError.Problem] {
+        var problems: [ConfigError.Problem] = []
+        let check = { (path: String, thresholds: [String: Float]) in
+            for label in thresholds.keys.sorted() where !known.contains(label) {
+                var message = "unknown label \"\(label)\""
+                if let guess = ConfigReader.closest(to: label, in: known) { message += " (did you mean \"\(guess)\"?)" }
+                message += known.count <= 12 ? "; the model's labels: \(known.joined(separator: ", "))"
+                                             : "; the model has \(known.count) labels (the `hello` record lists them)"
+                problems.append(ConfigError.Problem(origin: origin, line: config.lines["\(path).\(label)"],
+                                                    keyPath: "\(path).\(label)", message: message))
+            }
+        }
+        check("thresholds", config.thresholds.perLabel)
+        for (index, source) in config.sources.enumerated() { check("sources[\(index)].thresholds", source.thresholds.perLabel) }
+        return problems
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// A network stream that stalls and then delivers what it held in one burst: the frames from the backlog must
+/// not be reported as fresh (their `capture_time` is when they were captured, so `latency_ms` shows their age).
+final class StallTests: XCTestCase {
+    /// Relays `ffmpeg -re` over HTTP, holding everything back from 2 s to 6 s into the stream, then sending it at once.
+    static let relay = """
+        import socket, subprocess, sys, time
+        port, video = int(sys.argv[1]), sys.argv[2]
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen(1)
+        conn, _ = server.accept()
+        conn.recv(65536)
+        # Chunked, so that the end of the stream is an end and not a connection lost early.
+        conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: video/mp2t\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n")
+        send = lambda data: conn.sendall(b"%x\\r\\n%s\\r\\n" % (len(data), data)) if data else None
+        ff = subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-i", video, "-t", "9", "-c:v", "mpeg4",
+                               "-q:v", "4", "-f", "mpegts", "pipe:1"], stdout=subprocess.PIPE)
+        start, held = time.time(), b""
+        while True:
+            data = ff.stdout.read1(65536)
+            if not data:
+                break
+            if 2 <= time.time() - start < 6:
+                held += data
+                continue
+            send(held + data)
+            held = b""
+        send(held)
+        conn.sendall(b"0\\r\\n\\r\\n")
+        conn.shutdown(socket.SHUT_WR)  # a clean end of stream; close() with unread input would reset it
+        conn.settimeout(30)
+        while conn.recv(65536):
+            pass
+        conn.close()
+        """
+
+    func testFramesHeldDuringAStallCarryTheirAge() throws {
+        let python = try XCTUnwrap(["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) })
+        let dir = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = dir.appendingPathComponent("relay.py")
+        try Self.relay.write(to: script, atomically: true, encoding: .utf8)
+        let port = freeLoopbackPort()
+        let relay = try BackgroundProcess(python, [script.path, "\(port)", TestPaths.media("vtest.avi")])
+        Thread.sleep(forTimeInterval: 0.5)
+        // Lossless, so that every frame of the burst gets a record rather than only the newest.
+        let result = try runProcess(TestPaths.sightlineBinary, ["detect", "--threads", "2", "--policy", "lossless",
+                                                                "http://127.0.0.1:\(port)/cam.ts"], timeout: 120)
+        XCTAssertEqual(result.status, 0, result.stderr + relay.stderr)
+        let records = result.stdoutLines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertGreaterThanOrEqual(records.count, 80, "nearly all of the 9 s at 10 fps were detected: \(records.count)")
+        let latencies = records.compactMap { $0["latency_ms"] as? Double }
+        // Without the stream's clock the held frames would be stamped when decoded (latency of one inference).
+        XCTAssertGreaterThan(latencies.max() ?? 0, 2500, "the oldest frames of the burst show their age")
+        // The ages fall through the burst: the last frames of the stream are fresh again.
+        XCTAssertLessThan(latencies.suffix(5).min() ?? .infinity, 1500, "\(latencies.suffix(5))")
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// What a subscriber sees across daemon restarts and when it connects late: `tail` reconnecting, `hello` with
+/// each source's state.
+final class SubscriberTests: XCTestCase {
+    let binary = TestPaths.sightlineBinary
+    var dir: URL!
+
+    override func setUpWithError() throws { dir = try TestPaths.temporaryDirectory() }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    var socketPath: String { dir.appendingPathComponent("s.sock").path }
+    var configPath: String { dir.appendingPathComponent("sightline.yaml").path }
+
+    /// `walk` loops the sample video as a live source; `cam` is a camera that is not there.
+    func startDaemon() throws -> BackgroundProcess {
+        try """
+        workers: 1
+        socket: { path: \(socketPath), mode: "0600" }
+        sources:
+          - { name: walk, input: \(TestPaths.media("vtest.avi")), realtime: true }
+          - { name: cam, input: /dev/video-sightline-missing }
+        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        return try BackgroundProcess(binary, ["run", "--config", configPath])
+    }
+
+    func testALateSubscribersHelloSaysWhichSourcesAreUp() throws {
+        let daemon = try startDaemon()
+        let first = try LineSubscriber(path: socketPath)
+        XCTAssertNotNil(first.until(timeout: 30) { $0["type"] as? String == "detections" && $0["source"] as? String == "walk" }.match,
+                        daemon.stderr)
+        let late = try LineSubscriber(path: socketPath)
+        let hello = try XCTUnwrap(late.next(timeout: 10))
+        XCTAssertEqual(hello["type"] as? String, "hello")
+        XCTAssertEqual(hello["sources"] as? [String], ["walk", "cam"])
+        XCTAssertEqual(hello["source_states"] as? [String: String], ["walk": "up", "cam": "down"])
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
+        // Not the journal: plain lines that start with their level, no <N> prefixes.
+        XCTAssertTrue(daemon.stderr.contains("info: listening"), daemon.stderr)
+        XCTAssertFalse(daemon.stderr.contains("<6>"), daemon.stderr)
+    }
+
+    func testTailReconnectsAcrossADaemonRestart() throws {
+        var daemon = try startDaemon()
+        _ = try LineSubscriber(path: socketPath)  // the socket is up
+        let tail = try BackgroundProcess(binary, ["tail", "--raw", socketPath])
+        func hellos() -> Int { tail.stdout.split(separator: "\n").filter { $0.contains(#""type":"hello""#) }.count }
+        XCTAssertTrue(waitUntil(timeout: 30) { hellos() == 1 }, "tail connected: \(tail.stdout) \(tail.stderr)")
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
+        XCTAssertTrue(waitUntil(timeout: 30) { tail.stderr.contains("reconnecting") }, tail.stderr)
+        XCTAssertNil(tail.wait(timeout: 1), "tail keeps running while the daemon is away")
+        daemon = try startDaemon()
+        XCTAssertTrue(waitUntil(timeout: 60) { hellos() == 2 }, "tail reconnected: \(tail.stderr)")
+        // Detections from the new daemon (after the second hello), so that it is running, not starting, when stopped.
+        XCTAssertTrue(waitUntil(timeout: 30) {
+            tail.stdout.components(separatedBy: #""type":"hello""#).last?.contains(#""type":"detections""#) ?? false
+        })
+        XCTAssertTrue(tail.stderr.contains("connected again"), tail.stderr)
+        tail.signal(SIGTERM)
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
+    }
+
+    func testTailOnceExitsWhenTheDaemonGoes() throws {
+        let daemon = try startDaemon()
+        _ = try LineSubscriber(path: socketPath)
+        let tail = try BackgroundProcess(binary, ["tail", "--once", socketPath])
+        XCTAssertTrue(waitUntil(timeout: 30) { tail.stdout.contains("connected: schema 1") }, tail.stdout + tail.stderr)
+        XCTAssertTrue(tail.stdout.contains("walk (up)") || tail.stdout.contains("walk (down)"), tail.stdout)
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
+        XCTAssertEqual(tail.wait(timeout: 30), 1, "--once: the connection ended, so does tail")
+        XCTAssertTrue(tail.stderr.contains("the daemon closed the connection"), tail.stderr)
+        let missing = try runProcess(binary, ["tail", "--once", dir.appendingPathComponent("none.sock").path], timeout: 30)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("cannot connect"), missing.stderr)
+    }
+
+    private func waitUntil(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return condition()
+    }
+}
