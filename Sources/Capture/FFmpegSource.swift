@@ -7,7 +7,8 @@ import Synchronization
 /// Every frame is converted to packed RGB24 exactly as
 /// `ffmpeg -i INPUT -f rawvideo -pix_fmt rgb24 -sws_flags bilinear` would, because the
 /// detector's parity fixtures come from that command.
-/// Used from one capture thread at a time; only `close()` may be called from another thread.
+/// Used from one capture thread at a time; only `close()` may be called from another thread, and it never waits for
+/// a blocked read: every read is bounded by `ioTimeout` and notices `close()` within a fraction of a second.
 public final class FFmpegSource: @unchecked Sendable {
     /// The input as given.
     public let input: String
@@ -24,8 +25,8 @@ public final class FFmpegSource: @unchecked Sendable {
     private var streamClock: StreamClock?
     private let opened = ContinuousClock.now
     private let interrupt: Interrupt
-    /// Held by `next()` and `close()`, so a close from another thread waits for the aborted
-    /// read to return before freeing what it uses.
+    /// Held by `next()`; `close()` frees the context only if it can take it at once, else the aborted
+    /// `next()` frees it on its way out.
     private let lock = NSLock()
     /// nil once closed.
     private var context: Context?
@@ -55,6 +56,10 @@ public final class FFmpegSource: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard let context else { return nil }
+        if interrupt.aborted.load(ordering: .relaxed) {
+            self.context = nil
+            return nil
+        }
         while true {
             switch avcodec_receive_frame(context.decoder, context.frame) {
             case 0:
@@ -95,7 +100,10 @@ public final class FFmpegSource: @unchecked Sendable {
                 continue
             }
             if status < 0 {
-                if interrupt.aborted.load(ordering: .relaxed) { return nil }
+                if interrupt.aborted.load(ordering: .relaxed) {
+                    self.context = nil
+                    return nil
+                }
                 throw interrupt.error(status, doing: "reading", input: input)
             }
             if context.packet.pointee.stream_index == context.streamIndex,
@@ -106,11 +114,11 @@ public final class FFmpegSource: @unchecked Sendable {
         }
     }
 
-    /// Releases the input (as does dropping the source); idempotent.
-    /// From another thread it also aborts a blocked read, which then returns nil.
+    /// Releases the input (as does dropping the source); idempotent, and never blocks.
+    /// From another thread it also aborts a read in progress, which then returns nil and releases the input.
     public func close() {
         interrupt.aborted.store(true, ordering: .relaxed)
-        lock.lock()
+        guard lock.try() else { return }
         context = nil
         lock.unlock()
     }
@@ -123,7 +131,7 @@ public final class FFmpegSource: @unchecked Sendable {
 
 /// What the libav interrupt callback consults while a call blocks: a per-call deadline, and an
 /// abort flag `close()` may raise from any thread.
-private final class Interrupt: Sendable {
+final class Interrupt: Sendable {
     let aborted = Atomic<Bool>(false)
     private let deadline = Atomic<UInt64>(.max)
     /// Stays set: an interrupted AVIOContext keeps failing later reads with the same error.
@@ -172,6 +180,8 @@ private final class Interrupt: Sendable {
 private final class Context {
     let interrupt: Interrupt
     private(set) var format: UnsafeMutablePointer<AVFormatContext>?
+    /// Set for FIFOs and pipes (the format context reads through it); freed after the format context.
+    private var pipe: PipeReader?
     private(set) var decoder: UnsafeMutablePointer<AVCodecContext>?
     // Reused for every packet and frame so decoding allocates nothing per frame.
     let packet: UnsafeMutablePointer<AVPacket>
@@ -197,6 +207,7 @@ private final class Context {
         interrupt.arm()
         avcodec_free_context(&decoder)
         avformat_close_input(&format)
+        pipe = nil
         var packet: UnsafeMutablePointer<AVPacket>? = packet
         av_packet_free(&packet)
         var frame: UnsafeMutablePointer<AVFrame>? = frame
@@ -204,6 +215,7 @@ private final class Context {
     }
 
     private func open(input: String, network: Bool) throws {
+        if !network { pipe = try PipeReader.open(input, interrupt: interrupt) }
         guard let allocated = avformat_alloc_context() else { fatalError("FFmpeg cannot allocate a format context: out of memory") }
         allocated.pointee.interrupt_callback = AVIOInterruptCB(
             callback: { opaque in
@@ -225,6 +237,10 @@ private final class Context {
             }
         }
 
+        if let pipe {
+            allocated.pointee.pb = pipe.avio
+            allocated.pointee.flags |= AVFMT_FLAG_CUSTOM_IO
+        }
         format = allocated
         interrupt.arm()
         var status = avformat_open_input(&format, input, nil, &options)  // on failure frees the context and nils `format`

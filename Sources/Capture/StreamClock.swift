@@ -14,10 +14,14 @@ struct StreamClock {
     static let drift = 0.001
     /// Timestamps going back by more than this mean the stream restarted: the clock starts over.
     static let backwardJump = 1.0
+    /// Ages are capped (a day): beyond that a timestamp says nothing about when the frame was captured.
+    static let longestAge = 86_400.0
 
     /// How long ago, in seconds, the frame with timestamp `pts` (seconds) should have arrived, given that it
     /// arrived at `arrival` (seconds on any monotonic clock). 0 for a frame on time.
     mutating func age(pts: Double, arrival: Double) -> Double {
+        // A stream with no usable time base gives no age rather than a nonsense one.
+        guard pts.isFinite, arrival.isFinite else { return 0 }
         let sample = arrival - pts
         if let offset, pts >= lastPTS - Self.backwardJump {
             self.offset = min(sample, offset + max(0, arrival - lastArrival) * Self.drift)
@@ -26,6 +30,6 @@ struct StreamClock {
         }
         lastPTS = pts
         lastArrival = arrival
-        return max(0, sample - (offset ?? sample))
+        return min(max(0, sample - (offset ?? sample)), Self.longestAge)
     }
 }

@@ -43,15 +43,19 @@ public struct DaemonConfig: Sendable, Equatable {
         public var group: String?
         /// Records queued per subscriber before its oldest are dropped (and it is sent a `lag` record).
         public var queueLimit: Int
+        /// Subscribers served at once; more are sent an `error` record and closed.
+        public var maxSubscribers: Int
 
         /// The directory systemd creates for the service (`RuntimeDirectory=sightline`); it does not exist before.
         public static let runtimeDirectory = "/run/sightline"
 
-        public init(path: String = Socket.defaultPath, mode: UInt32 = 0o660, group: String? = nil, queueLimit: Int = 1024) {
+        public init(path: String = Socket.defaultPath, mode: UInt32 = 0o660, group: String? = nil, queueLimit: Int = 1024,
+                    maxSubscribers: Int = 256) {
             self.path = path
             self.mode = mode
             self.group = group
             self.queueLimit = queueLimit
+            self.maxSubscribers = maxSubscribers
         }
     }
 
@@ -191,6 +195,8 @@ public enum ConfigLimits {
     public static let ringCapacity = 1...256
     /// `socket.queue_limit`: records queued per subscriber.
     public static let queueLimit = 1...100_000
+    /// `socket.max_subscribers` (the daemon also keeps it under half its descriptor limit).
+    public static let maxSubscribers = 1...65_536
     /// `heartbeat_seconds` (0 turns heartbeats off).
     public static let heartbeatSeconds = 0.1...86_400.0
     /// `io_timeout`, `--io-timeout`, in seconds.
@@ -236,7 +242,7 @@ struct ConfigReader {
 
     static let topKeys = ["model", "labels", "precision", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds",
                           "reconnect_max_seconds", "sources"]
-    static let socketKeys = ["path", "mode", "group", "queue_limit"]
+    static let socketKeys = ["path", "mode", "group", "queue_limit", "max_subscribers"]
     static let sourceKeys = ["name", "input", "policy", "fps_limit", "realtime", "realtime_fps", "ring_capacity", "io_timeout",
                              "width", "height", "capture_fps", "threshold", "thresholds"]
 
@@ -319,6 +325,9 @@ struct ConfigReader {
         }
         if let node = fields["queue_limit"], let value = integer(node, "\(path).queue_limit", in: ConfigLimits.queueLimit) {
             socket.queueLimit = value
+        }
+        if let node = fields["max_subscribers"], let value = integer(node, "\(path).max_subscribers", in: ConfigLimits.maxSubscribers) {
+            socket.maxSubscribers = value
         }
         return socket
     }

@@ -224,10 +224,14 @@ public final class Pipeline: @unchecked Sendable {
         return try FFmpegSource(input: options.input, sourceID: options.name, ioTimeout: options.ioTimeout)
     }
 
+    /// The largest gap between consecutive frames' timestamps that `realtime` pacing waits out.
+    static let maxTimestampJump = 10.0
+
     private func capture(_ handle: CaptureHandle, ring: FrameRing) {
         let options = handle.options
         let clock = ContinuousClock()
         var pacing: (start: ContinuousClock.Instant, firstPTS: Double)? = nil
+        var lastPosition: Double? = nil
         var lastAccepted: ContinuousClock.Instant? = nil
         do {
             while let decoded = try handle.source.next() {
@@ -235,6 +239,10 @@ public final class Pipeline: @unchecked Sendable {
                 if options.realtime {
                     let fps = options.realtimeFPS ?? handle.source.frameRate ?? 25
                     let position = options.realtimeFPS == nil ? (frame.pts ?? Double(frame.sequence) / fps) : Double(frame.sequence) / fps
+                    // A timestamp that jumps back, or ahead by more than `Self.maxTimestampJump`, is a discontinuity
+                    // (a spliced or damaged file): pacing restarts from it instead of sleeping through the gap.
+                    if let last = lastPosition, position < last || position - last > Self.maxTimestampJump { pacing = nil }
+                    lastPosition = position
                     if pacing == nil { pacing = (clock.now, position) }
                     let wait = pacing!.start + .seconds(max(0, position - pacing!.firstPTS)) - clock.now
                     if wait > .zero, handle.wake.wait(timeout: .now() + .nanoseconds(Int(min(wait, .seconds(3600)) / .nanoseconds(1)))) == .success {

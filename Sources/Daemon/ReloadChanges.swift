@@ -17,6 +17,7 @@ extension DaemonConfig {
         if new.socket.mode != socket.mode { changes.needsRestart.append("socket.mode") }
         if new.socket.group != socket.group { changes.needsRestart.append("socket.group") }
         if new.socket.queueLimit != socket.queueLimit { changes.needsRestart.append("socket.queue_limit") }
+        if new.socket.maxSubscribers != socket.maxSubscribers { changes.needsRestart.append("socket.max_subscribers") }
 
         let old = Dictionary(sources.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let names = Set(new.sources.map(\.name))

@@ -77,7 +77,8 @@ public final class Service: @unchecked Sendable {
         // Complete before the socket accepts anyone: systemd may have queued connections already.
         hello = HelloState(model: model.path, precision: model.precision.precision.rawValue, labels: model.labelNames,
                            sources: config.sources.map(\.name))
-        let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group)
+        let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group,
+                                           maxSubscribers: config.socket.maxSubscribers)
         let activated = SystemdSocketActivation.listenDescriptors().first
         let greeting = hello
         if let activated {
@@ -303,6 +304,7 @@ public final class Service: @unchecked Sendable {
 
     private func reload() {
         try? notifier.reloading()
+        server.checkSocketFile()  // a deleted socket file would leave the daemon unreachable
         var fresh: DaemonConfig
         do {
             fresh = try DaemonConfig.load(path: configPath)
@@ -344,8 +346,9 @@ public final class Service: @unchecked Sendable {
         pipeline.setThresholds(fresh.thresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
         for lane in toRemove { pipeline.remove(lane: lane) }
         server.broadcast(ServiceRecord.reload(applied: changes))
-        logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)", "restarted": "\(toRemove.count)",
-                                           "changed": "\(changes.changed.joined(separator: ", "))"])
+        logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)",
+                                           "changed": "\(changes.changed.joined(separator: ", "))",
+                                           "restarted": "\(changes.restarted.map { "\($0.source) (\($0.reason))" }.joined(separator: ", "))"])
         try? notifier.ready()
     }
 }

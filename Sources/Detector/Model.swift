@@ -56,7 +56,7 @@ public final class Model: Sendable {
         do {
             spec = try GraphImporter.importNetwork(try GraphDef(data: data))
         } catch {
-            throw .invalid(path: path, problem: error.description)
+            throw .unreadable(path: path, reason: error.description)
         }
         settings = try ModelSettings.forModel(at: path)
         classCount = spec.classesWithBackground - 1

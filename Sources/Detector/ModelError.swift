@@ -2,8 +2,6 @@
 public enum ModelError: Error, CustomStringConvertible, Sendable {
     case unreadable(path: String, reason: String)
     case malformed(String)
-    /// The graph at `path` was read but is not a model this detector can run (`problem` says why).
-    case invalid(path: String, problem: String)
     case unsupported(node: String, op: String, reason: String)
     case notSSD(String)
     case sidecar(path: String, reason: String)
@@ -16,7 +14,6 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .unreadable(let path, let reason): "cannot read model \(path): \(reason)"
         case .malformed(let reason): "malformed model: \(reason)"
-        case .invalid(let path, let problem): "model \(path): \(problem)"
         case .unsupported(let node, let op, let reason): "unsupported model: node '\(node)' (op \(op)) \(reason)"
         case .notSSD(let reason): "not an SSD or SSDLite MobileNetV1/V2 detection graph: \(reason)"
         case .sidecar(let path, let reason): "bad model settings file \(path): \(reason)"

@@ -20,8 +20,11 @@ public struct SinkError: Error, CustomStringConvertible, LocalizedError, Sendabl
 /// Each subscriber first receives the `hello()` line, then every broadcast line, whole and in
 /// order. Each has its own bounded queue: a slow subscriber loses its oldest queued lines (and is
 /// told so by a `{"type":"lag","dropped":N,"time":...}` record before the next line it does get)
-/// instead of slowing the caller or the other subscribers. One that accepts nothing for
-/// `stuckAfter` while data waits is disconnected. Input from subscribers is read and ignored.
+/// instead of slowing the caller or the other subscribers. One that reads nothing for `stuckAfter`
+/// while data waits is sent a final `{"type":"error","reason":"too slow",...}` record (if it takes it
+/// within `farewellTimeout`) and disconnected; one that reads slowly is never cut off, only told it lags.
+/// Beyond `maxSubscribers` connections, a new one gets an `error` record (`too many subscribers`) and is closed.
+/// Input from subscribers is read and ignored.
 ///
 /// One I/O thread (poll) does all socket work; `broadcast` only queues under a short lock.
 /// Call `close()` when done: the I/O thread keeps the server alive until then.
@@ -35,27 +38,43 @@ public final class SocketServer: @unchecked Sendable {
         public var mode: mode_t?
         /// Group (name or number) to own the socket file (nil: leave it).
         public var group: String?
+        /// Connections served at once; never more than half the process's descriptor limit, so subscribers
+        /// cannot take the descriptors a camera needs to reopen.
+        public var maxSubscribers: Int
+        /// How long a subscriber being disconnected (stuck) has to take its final `error` record.
+        public var farewellTimeout: Duration
 
-        public init(queueLimit: Int = 1024, stuckAfter: Duration = .seconds(30), mode: mode_t? = 0o660, group: String? = nil) {
+        public init(queueLimit: Int = 1024, stuckAfter: Duration = .seconds(30), mode: mode_t? = 0o660, group: String? = nil,
+                    maxSubscribers: Int = 256, farewellTimeout: Duration = .seconds(2)) {
             self.queueLimit = queueLimit
             self.stuckAfter = stuckAfter
             self.mode = mode
             self.group = group
+            self.maxSubscribers = maxSubscribers
+            self.farewellTimeout = farewellTimeout
         }
     }
 
     /// Bytes moved from a subscriber's queue into its send buffer at a time.
     private static let chunkBytes = 64 * 1024
+    /// Kernel send buffer per subscriber (Linux doubles it): small, so the records a lagging reader has yet to read
+    /// are mostly in its queue, where the oldest can give way and a `lag` record reaches it soon.
+    private static let kernelSendBuffer: Int32 = 8 * 1024
+    /// How often the socket file is checked for having been deleted (it is then made anew).
+    private static let fileCheckInterval = Duration.seconds(5)
     private static let wakeByte: UInt8 = 1
 
     private let options: Options
+    /// `options.maxSubscribers`, capped at half the descriptor limit.
+    private let subscriberLimit: Int
     private let hello: @Sendable () -> String
-    private let listener: Int32
+    /// Replaced (on the I/O thread) when the socket file was deleted and is made anew.
+    private var listener: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
     /// The socket file this server created (and so removes), with its identity.
     private let ownedPath: String?
-    private let ownedFile: (dev: UInt64, ino: UInt64)?
+    private var ownedFile: (dev: UInt64, ino: UInt64)?
 
     // Guarded by `lock`.
     private let lock = NSLock()
@@ -63,6 +82,8 @@ public final class SocketServer: @unchecked Sendable {
     private var wakePending = false
     private var closeDeadline: ContinuousClock.Instant?
     private var stuckCount = 0
+    private var refusedCount = 0
+    private var fileCheckRequested = false
 
     private let done = NSCondition()
     private var finished = false  // guarded by `done`
@@ -73,6 +94,7 @@ public final class SocketServer: @unchecked Sendable {
     private var popped: [String] = []
     private var input = [UInt8](repeating: 0, count: 4096)
     private var listenerOpen = true
+    private var nextFileCheck = ContinuousClock.now + SocketServer.fileCheckInterval
     private var acceptPausedUntil: ContinuousClock.Instant?
 
     /// Binds `path` and listens. A socket file left by a crashed process is replaced; an existing
@@ -113,6 +135,10 @@ public final class SocketServer: @unchecked Sendable {
         self.ownedPath = ownedPath
         self.ownedFile = ownedFile
         self.options = options
+        var limit = rlimit()
+        // RLIM_INFINITY is all ones, so clamping turns it into Int.max as well.
+        let descriptors = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(clamping: limit.rlim_cur) : Int.max
+        subscriberLimit = max(1, min(options.maxSubscribers, descriptors / 2))
         self.hello = hello
         popped.reserveCapacity(256)
         let thread = Thread { [self] in self.run() }
@@ -157,6 +183,13 @@ public final class SocketServer: @unchecked Sendable {
         return stuckCount
     }
 
+    /// Connections refused because `maxSubscribers` (or half the descriptor limit) were connected.
+    public var refusedOverLimit: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return refusedCount
+    }
+
     /// Stops accepting, sends subscribers what they still have queued (for at most
     /// `flushTimeout`), closes them and the listener, and removes the socket file this server
     /// created. Later broadcasts are ignored. Safe to call more than once.
@@ -176,6 +209,15 @@ public final class SocketServer: @unchecked Sendable {
                 unlink(ownedPath)
             }
         }
+    }
+
+    /// Makes the socket file anew if it was deleted (or replaced by a stale one), so clients can connect again;
+    /// the server also checks every few seconds by itself. Returns at once; the I/O thread does the work.
+    public func checkSocketFile() {
+        lock.lock()
+        fileCheckRequested = true
+        lock.unlock()
+        signalWake()
     }
 
     private func signalWake() {
@@ -206,7 +248,13 @@ public final class SocketServer: @unchecked Sendable {
 
             lock.lock()
             let closing = closeDeadline
+            let checkFile = fileCheckRequested
+            fileCheckRequested = false
             lock.unlock()
+            if closing == nil, checkFile || now >= nextFileCheck {
+                restoreSocketFileIfGone()
+                nextFileCheck = now + Self.fileCheckInterval
+            }
 
             let ready = poll(&pollSet, nfds_t(pollSet.count), timeoutMillis(now: now, closing: closing))
             if ready < 0, errno != EINTR {
@@ -243,15 +291,37 @@ public final class SocketServer: @unchecked Sendable {
                 acceptAll(now: woke)
             }
 
-            var stuck = 0
-            for subscriber in active where !subscriber.dead {
-                if !subscriber.blocked { flush(subscriber) }
-                if !subscriber.dead, let since = subscriber.waitingSince, woke - since >= options.stuckAfter {
-                    subscriber.dead = true
-                    stuck += 1
+            // A subscriber that lost lines gets its lag record next: the unsent lines already taken from its
+            // queue are older than the ones it lost, so they give way too.
+            lock.lock()
+            let lagging = active.filter { $0.dropped > 0 && $0.farewellDeadline == nil }
+            lock.unlock()
+            for subscriber in lagging {
+                let trimmed = subscriber.trimUnsentLines()
+                if trimmed > 0 {
+                    lock.lock()
+                    subscriber.dropped += trimmed
+                    lock.unlock()
                 }
             }
-            removeDead(stuck: stuck)
+
+            for subscriber in active where !subscriber.dead {
+                if !subscriber.blocked { flush(subscriber) }
+                if subscriber.dead { continue }
+                if let deadline = subscriber.farewellDeadline {
+                    if subscriber.out.isEmpty || woke >= deadline { subscriber.dead = true }
+                } else if let since = subscriber.waitingSince, woke - since >= options.stuckAfter {
+                    // Reading, if slowly: what it has not read yet of what the kernel took went down.
+                    let unread = Self.unreadBytes(subscriber.fd)
+                    if unread < subscriber.unread {
+                        subscriber.waitingSince = woke
+                    } else {
+                        bidFarewell(subscriber, now: woke)
+                    }
+                    subscriber.unread = unread
+                }
+            }
+            removeDead()
 
             if let closingNow {
                 let idle = active.allSatisfy { $0.waitingSince == nil }
@@ -275,13 +345,13 @@ public final class SocketServer: @unchecked Sendable {
         done.unlock()
     }
 
-    /// Until the nearest stuck deadline, flush deadline or accept retry; -1 when none.
+    /// Until the nearest stuck deadline, farewell deadline, flush deadline or accept retry; -1 when none.
     private func timeoutMillis(now: ContinuousClock.Instant, closing: ContinuousClock.Instant?) -> Int32 {
         var deadline = closing
+        if ownedPath != nil { deadline = min(deadline ?? nextFileCheck, nextFileCheck) }
         if let paused = acceptPausedUntil { deadline = min(deadline ?? paused, paused) }
         for subscriber in active {
-            if let since = subscriber.waitingSince {
-                let due = since + options.stuckAfter
+            if let due = subscriber.farewellDeadline ?? subscriber.waitingSince.map({ $0 + options.stuckAfter }) {
                 deadline = min(deadline ?? due, due)
             }
         }
@@ -291,6 +361,18 @@ public final class SocketServer: @unchecked Sendable {
         let (seconds, attoseconds) = wait.components
         let millis = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
         return Int32(clamping: millis)
+    }
+
+    /// Binds a new listener at the socket path if the file this server made is gone, unless the path now belongs
+    /// to something else (a live socket of another process, a file that is not a socket).
+    private func restoreSocketFileIfGone() {
+        guard let ownedPath, let ownedFile, listenerOpen else { return }
+        var info = stat()
+        if lstat(ownedPath, &info) == 0, UInt64(info.st_dev) == ownedFile.dev, UInt64(info.st_ino) == ownedFile.ino { return }
+        guard let bound = try? Self.bindListener(path: ownedPath, options: options) else { return }
+        Glibc.close(listener)
+        listener = bound.fd
+        self.ownedFile = (bound.dev, bound.ino)
     }
 
     private func drainWakePipe() {
@@ -336,6 +418,18 @@ public final class SocketServer: @unchecked Sendable {
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             Self.setNonBlocking(fd)
+            guard active.count < subscriberLimit else {
+                // A fresh socket's buffer is empty: the record goes out whole, or not at all.
+                let refusal = Self.errorRecord(reason: "too many subscribers", extra: { $0.field("limit", self.subscriberLimit) })
+                _ = refusal.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+                Glibc.close(fd)
+                lock.lock()
+                refusedCount += 1
+                lock.unlock()
+                continue
+            }
+            var sendBuffer = Self.kernelSendBuffer
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sendBuffer, socklen_t(MemoryLayout<Int32>.size))
             let subscriber = Subscriber(fd: fd, limit: options.queueLimit)
             // Registered before its hello is made, so it misses no line broadcast after the hello:
             // broadcasts only queue, and the hello goes out ahead of the queue.
@@ -356,6 +450,9 @@ public final class SocketServer: @unchecked Sendable {
             if subscriber.sent == subscriber.out.count {
                 subscriber.out.removeAll(keepingCapacity: true)
                 subscriber.sent = 0
+                subscriber.greeted = true
+                subscriber.lagAtStart = nil
+                if subscriber.farewellDeadline != nil { return }  // its final record is out
                 refill(subscriber)
                 if subscriber.out.isEmpty {
                     subscriber.waitingSince = nil
@@ -372,6 +469,7 @@ public final class SocketServer: @unchecked Sendable {
             if n > 0 {
                 subscriber.sent += n
                 subscriber.waitingSince = .now
+                subscriber.unread = Self.unreadBytes(subscriber.fd)
                 continue
             }
             switch errno {
@@ -405,19 +503,52 @@ public final class SocketServer: @unchecked Sendable {
             lag.field("time", RFC3339.format(Date()))
             subscriber.out.append(contentsOf: lag.finish().utf8)
             subscriber.out.append(0x0A)
+            subscriber.lagAtStart = (dropped, subscriber.out.count)
         }
         for line in popped { subscriber.out.append(contentsOf: line.utf8) }
         popped.removeAll(keepingCapacity: true)
     }
 
-    private func removeDead(stuck: Int) {
+    /// Stops serving a subscriber that reads nothing: it leaves the broadcast list, loses what it has not been sent
+    /// (after the line in progress) and gets a final `error` record, if it takes it within `farewellTimeout`.
+    private func bidFarewell(_ subscriber: Subscriber, now: ContinuousClock.Instant) {
+        lock.lock()
+        subscribers.removeAll { $0 === subscriber }
+        stuckCount += 1
+        let lost = subscriber.dropped + subscriber.queue.count
+        lock.unlock()
+        let trimmed = subscriber.trimUnsentLines()
+        subscriber.out.append(contentsOf: Self.errorRecord(reason: "too slow") {
+            $0.field("dropped", lost + trimmed)
+            $0.field("detail", "read nothing for \(self.options.stuckAfter) while records waited; disconnected")
+        })
+        subscriber.farewellDeadline = now + options.farewellTimeout
+        subscriber.waitingSince = nil
+    }
+
+    /// `{"type":"error","reason":...,"time":...}` and a newline.
+    private static func errorRecord(reason: String, extra: (inout JSONLineWriter) -> Void = { _ in }) -> [UInt8] {
+        var record = JSONLineWriter()
+        record.field("type", "error")
+        record.field("reason", reason)
+        extra(&record)
+        record.field("time", RFC3339.format(Date()))
+        return Array((record.finish() + "\n").utf8)
+    }
+
+    /// Bytes sent to `fd` that its reader has not read yet (SIOCOUTQ).
+    private static func unreadBytes(_ fd: Int32) -> Int {
+        var unread: Int32 = 0
+        return ioctl(fd, UInt(TIOCOUTQ), &unread) == 0 ? Int(unread) : 0
+    }
+
+    private func removeDead() {
         guard active.contains(where: { $0.dead }) else { return }
         for subscriber in active where subscriber.dead { Glibc.close(subscriber.fd) }
         active.removeAll { $0.dead }
-        let remaining = active
+        let remaining = active.filter { $0.farewellDeadline == nil }  // those being let go get no more broadcasts
         lock.lock()
         subscribers = remaining
-        stuckCount += stuck
         lock.unlock()
     }
 

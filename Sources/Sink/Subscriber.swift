@@ -21,6 +21,41 @@ final class Subscriber {
     var dead = false
     /// Since when data has been waiting without the subscriber accepting a byte; nil while idle.
     var waitingSince: ContinuousClock.Instant?
+    /// Bytes the kernel took that the reader had not read yet, when last looked at (a smaller value means it reads).
+    var unread = 0
+    /// Set once the subscriber is being disconnected: its final record must go out by then.
+    var farewellDeadline: ContinuousClock.Instant?
+
+    /// The first `out` (the hello) has gone out in full.
+    var greeted = false
+    /// The lag record a refill put at the start of `out`: the count it reports and where it ends.
+    var lagAtStart: (dropped: Int, end: Int)?
+
+    /// Drops the records in `out` not yet begun, keeping the one in progress (the hello, before it has gone out) and
+    /// never leaving a lag record last; returns how many records that loses, counting those a dropped lag record
+    /// reported (for the next lag record to report instead).
+    func trimUnsentLines() -> Int {
+        func end(ofLineAt index: Int) -> Int? { out[index...].firstIndex(of: 0x0A).map { $0 + 1 } }
+        var cut = sent
+        if cut == 0 ? !greeted : out[cut - 1] != 0x0A {
+            guard let lineEnd = end(ofLineAt: cut) else { return 0 }
+            cut = lineEnd
+        }
+        var reported = 0
+        if let lag = lagAtStart {
+            if cut == 0 {
+                reported = lag.dropped - 1  // its own line is counted below
+                lagAtStart = nil
+            } else if cut <= lag.end {
+                // The lag record is going out: keep the record after it, so two lag records never follow each other.
+                guard let lineEnd = end(ofLineAt: cut) else { return 0 }
+                cut = lineEnd
+            }
+        }
+        let lines = out[cut...].reduce(0) { $1 == 0x0A ? $0 + 1 : $0 }
+        out.removeSubrange(cut...)
+        return lines + reported
+    }
 
     init(fd: Int32, limit: Int) {
         self.fd = fd

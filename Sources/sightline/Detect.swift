@@ -124,7 +124,8 @@ extension DropPolicy: ExpressibleByArgument {}
 
 /// stdout for JSON lines: written whole, line by line, so a reader sees complete records as they come.
 /// A reader that goes away (EPIPE) ends output quietly, as `head` expects; any other write error
-/// (a full disk, say) ends it too, and is kept to be reported.
+/// (a full disk, say) ends it too, and is kept to be reported. A line cut short by the error is taken back
+/// off a regular file, so the output holds whole lines or nothing.
 final class StandardOutput: @unchecked Sendable {
     private let lock = NSLock()
     private var closed = false
@@ -133,6 +134,14 @@ final class StandardOutput: @unchecked Sendable {
     var isClosed: Bool { lock.withLock { closed } }
     /// Why output stopped, unless the reader simply went away.
     var failure: String? { lock.withLock { error } }
+
+    /// Truncates the last `bytes` written to stdout, if it is a regular file.
+    private static func takeBack(_ bytes: Int) {
+        var info = stat()
+        guard fstat(1, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return }
+        let end = lseek(1, 0, SEEK_CUR)
+        if end >= bytes { _ = ftruncate(1, end - off_t(bytes)) }
+    }
 
     func write(_ line: String) {
         lock.lock()
@@ -158,6 +167,7 @@ final class StandardOutput: @unchecked Sendable {
             default:
                 error = String(cString: strerror(errno))
                 closed = true
+                if offset > 0 { Self.takeBack(offset) }
                 return
             }
         }
@@ -190,4 +200,3 @@ func reportModelWarnings(_ model: Model) {
     guard !slow.isEmpty else { return }
     reportError("WARNING: \(slow.count) layer(s) run on oneDNN's reference kernels, about 100x slower: \(slow.joined(separator: "; "))")
 }
-

@@ -23,6 +23,7 @@ struct Run: ParsableCommand {
     func run() throws {
         // Until the service installs its handlers, a reload request must not kill the daemon (SIGHUP's default).
         signal(SIGHUP, SIG_IGN)
+        raiseDescriptorLimit()
         LoggingSystem.bootstrap(JournalLogHandler.init)
         let logger = Logger(label: "sightline")
         // Also applied to the file as re-read on SIGHUP: the command line keeps winning.
@@ -74,6 +75,15 @@ struct Check: ParsableCommand {
         }
         print("\(config): OK (\(loaded.sources.count) source\(loaded.sources.count == 1 ? "" : "s"), \(loaded.workerCount) workers)")
     }
+}
+
+/// Raises the soft limit on open files to the hard limit: subscribers, sources and their reconnects all need
+/// descriptors, and the soft default (often 1024) is far below what the service may use.
+private func raiseDescriptorLimit() {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 private func validateSocketPath(_ path: String?) throws {

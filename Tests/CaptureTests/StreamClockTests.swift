@@ -45,4 +45,12 @@ final class StreamClockTests: XCTestCase {
         XCTAssertEqual(clock.age(pts: 5000, arrival: 12), 0)
         XCTAssertEqual(clock.age(pts: 5001, arrival: 13), 0)
     }
+
+    func testTimestampsThatAreNotNumbersGiveNoAge() {
+        var clock = StreamClock()
+        XCTAssertEqual(clock.age(pts: .nan, arrival: 1), 0)
+        XCTAssertEqual(clock.age(pts: .infinity, arrival: 2), 0)
+        XCTAssertEqual(clock.age(pts: 10, arrival: 3), 0)
+        XCTAssertEqual(clock.age(pts: 10.04, arrival: 3.04), 0, accuracy: 1e-9)
+    }
 }

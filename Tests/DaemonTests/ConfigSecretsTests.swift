@@ -16,11 +16,11 @@ final class ConfigSecretsTests: XCTestCase {
             """
         let config = try DaemonConfig.parse(yaml, origin: "e.yaml",
                                             environment: ["CAM_PASSWORD": "hunter2", "SITE": "north", "SOCKET_GROUP": "video"])
-        XCTAssertEqual(config.sources[0].input, "rtsp://admin:hunter2@cam/stream")
-        XCTAssertEqual(config.sources[0].name, "door-north")
+        XCTAssertEqual(config.sources.map(\.name), ["door-north", "literal"])
+        XCTAssertEqual(config.sources.first?.input, "rtsp://admin:hunter2@cam/stream")
         XCTAssertEqual(config.socket.group, "video")
         // `$${` is a literal `${`; a `$` not followed by `{` is left alone.
-        XCTAssertEqual(config.sources[1].input, "rtsp://u:pa$${word}@cam/$HOME")
+        XCTAssertEqual(config.sources.last?.input, "rtsp://u:pa$${word}@cam/$HOME")
     }
 
     func testUnsetOrMalformedReferencesAreErrorsWithKeyAndLine() {
@@ -50,7 +50,7 @@ final class ConfigSecretsTests: XCTestCase {
                 input: "rtsp://admin:${credential:cam-password}@cam/stream"
             """
         let config = try DaemonConfig.parse(yaml, origin: "c.yaml", environment: ["CREDENTIALS_DIRECTORY": credentials.path])
-        XCTAssertEqual(config.sources[0].input, "rtsp://admin:s3cret@cam/stream", "one trailing newline is dropped")
+        XCTAssertEqual(config.sources.map(\.input), ["rtsp://admin:s3cret@cam/stream"], "one trailing newline is dropped")
 
         XCTAssertThrowsError(try DaemonConfig.parse(yaml, origin: "c.yaml", environment: [:])) { error in
             XCTAssertEqual("\(error)", #"c.yaml:3: sources[0].input: credential "cam-password": $CREDENTIALS_DIRECTORY is not set (give the unit LoadCredential=cam-password:FILE, see docs/CONFIG.md)"#)
@@ -71,7 +71,7 @@ final class ConfigSecretsTests: XCTestCase {
         let file = dir.appendingPathComponent("s.yaml")
         try "sources: [{ name: a, input: \"${HOME}/clip.mp4\" }]\n".write(to: file, atomically: true, encoding: .utf8)
         let home = try XCTUnwrap(ProcessInfo.processInfo.environment["HOME"])
-        XCTAssertEqual(try DaemonConfig.load(path: file.path).sources[0].input, "\(home)/clip.mp4")
+        XCTAssertEqual(try DaemonConfig.load(path: file.path).sources.map(\.input), ["\(home)/clip.mp4"])
     }
 
     func testProblemsNeverShowAPassword() {

@@ -13,13 +13,13 @@ final class ThresholdAndReloadTests: XCTestCase {
               - { name: picky, input: /dev/video2, thresholds: { car: 0.9 } }
             """, origin: "t.yaml")
         let global = config.thresholds
-        XCTAssertEqual(config.sources[0].thresholds, SourceThresholds())
-        XCTAssertEqual(config.sources[1].thresholds, SourceThresholds(defaultScore: 0.3))
-        XCTAssertEqual(config.sources[2].thresholds, SourceThresholds(perLabel: ["car": 0.9]))
+        let own = config.sources.map(\.thresholds)
+        XCTAssertEqual(own, [SourceThresholds(), SourceThresholds(defaultScore: 0.3), SourceThresholds(perLabel: ["car": 0.9])])
+        guard own.count == 3 else { return }
         // A source's own threshold replaces the top level's, per-label ones included.
-        XCTAssertEqual(global.overridden(by: config.sources[1].thresholds), Thresholds(defaultScore: 0.3))
+        XCTAssertEqual(global.overridden(by: own[1]), Thresholds(defaultScore: 0.3))
         // A source's per-label scores are layered over the top-level ones.
-        XCTAssertEqual(global.overridden(by: config.sources[2].thresholds),
+        XCTAssertEqual(global.overridden(by: own[2]),
                        Thresholds(defaultScore: 0.5, perLabel: ["person": 0.6, "car": 0.9]))
         XCTAssertEqual(global.overridden(by: SourceThresholds()), global)
     }

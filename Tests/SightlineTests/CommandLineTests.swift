@@ -5,17 +5,20 @@ import XCTest
 /// The command line itself: --version, help text, thread counts, directories and sequences of images, bad hosts.
 final class CommandLineTests: XCTestCase {
     let binary = TestPaths.sightlineBinary
+    static let subcommands = ["detect", "run", "check", "tail", "bench", "calibrate"]
 
     func records(_ result: ProcessResult) throws -> [[String: Any]] {
         try result.stdoutLines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
     }
 
     func testVersionOnTheExecutableAndEverySubcommand() throws {
+        let usage = try runProcess(binary, ["--help"])
+        for command in Self.subcommands { XCTAssertTrue(usage.stdout.contains("  \(command)"), "\(command) is a subcommand: \(usage.stdout)") }
         let top = try runProcess(binary, ["--version"])
         XCTAssertEqual(top.status, 0, top.stderr)
         let version = top.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertNotNil(version.firstMatch(of: /^\d+\.\d+\.\d+$/), "a version number: \(top.stdout)")
-        for command in ["detect", "run", "check", "tail", "bench"] {
+        for command in Self.subcommands {
             let result = try runProcess(binary, [command, "--version"])
             XCTAssertEqual(result.status, 0, "\(command): \(result.stderr)")
             XCTAssertEqual(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines), version, command)
@@ -23,7 +26,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testHelpSaysEachDefaultOnceAndTailExplainsItsFormat() throws {
-        for command in ["detect", "run", "check", "tail", "bench"] {
+        for command in Self.subcommands {
             let help = try runProcess(binary, [command, "--help"])
             XCTAssertEqual(help.status, 0, help.stderr)
             // An option's help is one entry, possibly wrapped over lines: join them before counting.

@@ -36,4 +36,15 @@ final class CommandRangeTests: XCTestCase {
             XCTAssertTrue(result.stderr.contains(message), "\(options): expected \(message) in \(result.stderr)")
         }
     }
+
+    func testCalibrateOptionsOutOfRange() throws {
+        let image = TestPaths.media("messi5.jpg")
+        for (options, message) in [(["--frames", "0"], "--frames must be between 1 and 10000"),
+                                   (["--frames", "10001"], "--frames must be between 1 and 10000"),
+                                   (["--every", "0"], "--every must be between 1 and 100000")] {
+            let result = try runProcess(TestPaths.sightlineBinary, ["calibrate"] + options + [image], timeout: 30)
+            XCTAssertEqual(result.status, 64, "\(options): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(message), "\(options): expected \(message) in \(result.stderr)")
+        }
+    }
 }

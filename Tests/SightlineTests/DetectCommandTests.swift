@@ -132,7 +132,25 @@ final class DetectCommandTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(files.count, 17)
         for file in files {
             let path = seeds.appendingPathComponent(file).path
-            try assertFailsCleanly(["detect", "--model", path, TestPaths.media("messi5.jpg")], mentioning: ["model \(path): "])
+            try assertFailsCleanly(["detect", "--model", path, TestPaths.media("messi5.jpg")], mentioning: ["cannot read model \(path): "])
+        }
+    }
+
+    /// A disk that fills up mid-line (simulated by a file size limit: the write is cut short, then fails) leaves
+    /// whole JSON lines, never a truncated last one; the error is reported.
+    func testFullDiskLeavesOnlyWholeLines() throws {
+        let out = try TestPaths.temporaryDirectory().appendingPathComponent("out.jsonl").path
+        // `ulimit -f 3`: 3 KiB; SIGXFSZ ignored (and so for sightline too), so the write fails with EFBIG instead.
+        let result = try runProcess("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f 3; exec \"$0\" detect \"$1\" > \"$2\"",
+                                                  binary, TestPaths.media("vtest.avi"), out], timeout: 120)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("cannot write the output"), result.stderr)
+        let written = try Data(contentsOf: URL(fileURLWithPath: out))
+        XCTAssertGreaterThan(written.count, 0)
+        XCTAssertLessThan(written.count, 3 * 1024)
+        XCTAssertEqual(written.last, UInt8(ascii: "\n"), "the file ends with a whole line")
+        for line in written.split(separator: UInt8(ascii: "\n")) {
+            XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(line)), String(decoding: line, as: UTF8.self))
         }
     }
 

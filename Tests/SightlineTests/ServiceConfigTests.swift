@@ -238,6 +238,10 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(applied["needs_restart"] as? [String], [])
         XCTAssertNotNil(subscriber.until(timeout: 20) { $0["type"] as? String == "source_up" && $0["source"] as? String == "walk" }.match,
                         "the restarted source comes back")
+        // The log says it too (stderr is collected asynchronously: give it a moment).
+        let logged = Date().addingTimeInterval(10)
+        while !daemon.stderr.contains("restarted=walk (fps_limit changed)") && Date() < logged { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertTrue(daemon.stderr.contains("restarted=walk (fps_limit changed)"), daemon.stderr)
 
         try write(config(threshold: 1.5, fps: 5).replacingOccurrences(of: "workers: 2", with: "workers: 2\nthresholds: { persn: 0.5 }"))
         daemon.signal(SIGHUP)

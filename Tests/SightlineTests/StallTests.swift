@@ -57,7 +57,19 @@ final class StallTests: XCTestCase {
         let latencies = records.compactMap { $0["latency_ms"] as? Double }
         // Without the stream's clock the held frames would be stamped when decoded (latency of one inference).
         XCTAssertGreaterThan(latencies.max() ?? 0, 2500, "the oldest frames of the burst show their age")
-        // The ages fall through the burst: the last frames of the stream are fresh again.
-        XCTAssertLessThan(latencies.suffix(5).min() ?? .infinity, 1500, "\(latencies.suffix(5))")
+        // Each frame is stamped when the stream captured it, whenever it was decoded or detected: capture times
+        // keep the spacing of the stream's timestamps through the burst (without the stream's clock, the 40 held
+        // frames would share one decode moment). This holds however loaded the machine is; how fresh the last
+        // frames are again is a matter of speed, not asserted.
+        let stamps = records.compactMap { r -> (pts: Double, capture: Date)? in
+            guard let pts = r["pts"] as? Double, let text = r["capture_time"] as? String,
+                  let capture = ISO8601DateFormatter.withFractionalSeconds.date(from: text) else { return nil }
+            return (pts, capture)
+        }
+        XCTAssertEqual(stamps.count, records.count, "every record has a pts and a capture_time")
+        if let first = stamps.first {
+            let worst = stamps.map { abs($0.capture.timeIntervalSince(first.capture) - ($0.pts - first.pts)) }.max() ?? 0
+            XCTAssertLessThan(worst, 1.0, "capture times follow the stream's timestamps (worst gap \(worst) s)")
+        }
     }
 }

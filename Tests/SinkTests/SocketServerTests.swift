@@ -185,6 +185,115 @@ final class SocketServerTests: XCTestCase {
         XCTAssertGreaterThan(next, before)
     }
 
+    private static func errorRecord(_ line: String) -> [String: Any]? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              object["type"] as? String == "error" else { return nil }
+        return object
+    }
+
+    /// A subscriber that reads nothing is told why before it is cut off: its last line is an `error` record.
+    func testStuckSubscriberGetsAnErrorRecordBeforeTheEnd() throws {
+        let server = try makeServer(path(), .init(queueLimit: 64, stuckAfter: .milliseconds(300), farewellTimeout: .seconds(60)))
+        let stuck = try Client(path: path())
+        XCTAssertTrue(waitUntil { server.subscriberCount == 1 })
+        var next = 0
+        // Keep lines coming until the server gives up on the subscriber (which reads nothing meanwhile).
+        XCTAssertTrue(waitUntil(.seconds(60)) {
+            for _ in 0..<50 {
+                server.broadcast(Self.line(next))
+                next += 1
+            }
+            return server.disconnectedStuck == 1
+        }, "the subscriber that reads nothing was given up on")
+        var lines: [String] = []
+        while let line = stuck.readLine(timeout: .seconds(10)) { lines.append(line) }
+        XCTAssertTrue(stuck.sawEOF, "then disconnected")
+        XCTAssertEqual(lines.first, Self.hello)
+        let farewell = try XCTUnwrap(lines.last.flatMap(Self.errorRecord), "last line: \(lines.last ?? "none")")
+        XCTAssertEqual(farewell["reason"] as? String, "too slow")
+        XCTAssertGreaterThan(farewell["dropped"] as? Int ?? 0, 0)
+        // Everything before it is whole: the hello, numbered lines and lag records.
+        for line in lines.dropFirst().dropLast() {
+            XCTAssertTrue(Self.number(line) != nil || Self.lagCount(line) != nil, "unexpected line \(line)")
+        }
+    }
+
+    /// A subscriber that keeps reading, only too slowly, is told it lags (while it lags, not minutes later) and is
+    /// never cut off, however long `stuckAfter` has passed.
+    func testSlowReaderIsToldItLagsAndStaysConnected() throws {
+        let server = try makeServer(path(), .init(queueLimit: 16, stuckAfter: .seconds(3)))
+        let slow = try Client(path: path())
+        XCTAssertEqual(slow.readLine(), Self.hello)
+        let producing = Flag()
+        let producer = Thread {
+            var n = 0
+            while !producing.isSet {
+                for _ in 0..<20 {
+                    server.broadcast(Self.line(n))
+                    n += 1
+                }
+                usleep(10_000)  // about 2000 lines/s
+            }
+        }
+        producer.start()
+        defer { producing.set() }
+        // Reads one line every 20 ms (50 lines/s, far behind) for more than twice `stuckAfter`, and until it has
+        // seen three lag records.
+        var lags = 0, numbered = 0, errors: [String] = []
+        let started = ContinuousClock.now
+        while lags < 3 || ContinuousClock.now - started < .seconds(7), ContinuousClock.now - started < .seconds(60),
+              let line = slow.readLine(timeout: .seconds(10)) {
+            if Self.lagCount(line) != nil { lags += 1 }
+            if Self.number(line) != nil { numbered += 1 }
+            if Self.errorRecord(line) != nil { errors.append(line) }
+            usleep(20_000)
+        }
+        XCTAssertGreaterThanOrEqual(lags, 3, "lag records while it falls behind (after \(numbered) lines)")
+        XCTAssertEqual(errors, [])
+        XCTAssertFalse(slow.sawEOF)
+        XCTAssertEqual(server.disconnectedStuck, 0, "a reader that reads is not stuck")
+        XCTAssertEqual(server.subscriberCount, 1)
+    }
+
+    /// Beyond `maxSubscribers`, a new connection gets an `error` record and is closed; those connected are unaffected.
+    func testSubscribersBeyondTheCapAreToldAndClosed() throws {
+        let server = try makeServer(path(), .init(maxSubscribers: 2))
+        let first = try Client(path: path()), second = try Client(path: path())
+        XCTAssertEqual(first.readLine(), Self.hello)
+        XCTAssertEqual(second.readLine(), Self.hello)
+        let third = try Client(path: path())
+        let refusal = try XCTUnwrap(third.readLine().flatMap(Self.errorRecord))
+        XCTAssertEqual(refusal["reason"] as? String, "too many subscribers")
+        XCTAssertEqual(refusal["limit"] as? Int, 2)
+        XCTAssertNil(third.readLine())
+        XCTAssertTrue(third.sawEOF)
+        XCTAssertEqual(server.refusedOverLimit, 1)
+        server.broadcast(Self.line(7))
+        XCTAssertEqual(first.readLine().flatMap(Self.number), 7)
+        XCTAssertEqual(second.readLine().flatMap(Self.number), 7)
+        // A freed place is taken again.
+        first.close()
+        XCTAssertTrue(waitUntil { server.subscriberCount == 1 })
+        let fourth = try Client(path: path())
+        XCTAssertEqual(fourth.readLine(), Self.hello)
+    }
+
+    /// A deleted socket file is made anew, and clients reach the server again; those connected never noticed.
+    func testDeletedSocketFileIsMadeAnew() throws {
+        let server = try makeServer(path())
+        let connected = try Client(path: path())
+        XCTAssertEqual(connected.readLine(), Self.hello)
+        XCTAssertEqual(unlink(path()), 0)
+        XCTAssertThrowsError(try Client(path: path()))
+        server.checkSocketFile()
+        var again: Client?
+        XCTAssertTrue(waitUntil { again = try? Client(path: path()); return again != nil }, "the socket file was made anew")
+        XCTAssertEqual(again?.readLine(), Self.hello)
+        server.broadcast(Self.line(1))
+        XCTAssertEqual(connected.readLine().flatMap(Self.number), 1)
+        XCTAssertEqual(again?.readLine().flatMap(Self.number), 1)
+    }
+
     // MARK: 4
 
     func testStaleSocketReplacedLiveOrForeignPathRefused() throws {
