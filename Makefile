@@ -1,6 +1,6 @@
 # Sightline: build and install.
 #
-#   make                      release build (swift build -c release)
+#   make                      release build, the Swift runtime linked in (swift build -c release --static-swift-stdlib)
 #   make install              build, then install under PREFIX (default /usr/local)
 #   make install DESTDIR=/tmp/stage PREFIX=/usr        staged install, e.g. for packaging
 #   make uninstall            remove what install put there (keeps /etc/sightline/sightline.yaml)
@@ -9,6 +9,7 @@
 # Installed files:
 #   $(BINDIR)/sightline
 #   $(UNITDIR)/sightline.service, sightline.socket   (ExecStart and config path substituted)
+#   $(SYSUSERSDIR)/sightline.conf                      (the service user; systemd-sysusers creates it, in DESTDIR too)
 #   $(SYSCONFDIR)/sightline/sightline.yaml             (only if absent: an edited config is never overwritten)
 #   $(DATADIR)/sightline/models/pedestrian-ssdlite/   (the default model and its int8 calibration; `scripts/setup.sh` makes them)
 #   $(DATADIR)/doc/sightline/                          (CONFIG.md, SCHEMA.md)
@@ -22,10 +23,14 @@ SYSCONFDIR ?= /etc
 # systemd searches /usr/local/lib/systemd/system and /usr/lib/systemd/system; for another PREFIX
 # set UNITDIR=/etc/systemd/system.
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+# systemd-sysusers reads /usr/local/lib/sysusers.d and /usr/lib/sysusers.d (and /etc/sysusers.d).
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 INSTALL ?= install
-SWIFT_BUILD_FLAGS ?=
+# The Swift standard library and Foundation are linked statically, so the installed binary runs without
+# a Swift toolchain. scripts/demo.sh builds with the same flags into the same .build, so they share it.
+SWIFT_BUILD_FLAGS ?= --static-swift-stdlib
 INSTALL_SKIP_BUILD ?=
 
 RELEASE_BIN := .build/release/sightline
@@ -36,7 +41,7 @@ DOC_DIR     := $(DATADIR)/doc/sightline
 DOCS        := $(wildcard docs/CONFIG.md docs/SCHEMA.md)
 CONFIG      := $(SYSCONFDIR)/sightline/sightline.yaml
 
-.PHONY: all build test install install-bin install-units install-config install-model install-docs uninstall
+.PHONY: all build test install install-bin install-units install-user install-config install-model install-docs uninstall
 
 all: build
 
@@ -65,6 +70,18 @@ install-units:
 	chmod 0644 $(DESTDIR)$(UNITDIR)/sightline.socket.tmp
 	mv -f $(DESTDIR)$(UNITDIR)/sightline.socket.tmp $(DESTDIR)$(UNITDIR)/sightline.socket
 
+install-user:
+	$(INSTALL) -d $(DESTDIR)$(SYSUSERSDIR)
+	$(INSTALL) -m 0644 systemd/sightline.sysusers $(DESTDIR)$(SYSUSERSDIR)/sightline.conf
+	@if ! command -v systemd-sysusers >/dev/null 2>&1; then \
+		echo "make: systemd-sysusers not found; the user 'sightline' is created at the next boot"; \
+	elif [ -n "$(DESTDIR)" ] && [ ! -e $(DESTDIR)/etc/passwd ]; then \
+		echo "make: $(DESTDIR) has no /etc/passwd; the user 'sightline' is created when it boots (systemd-sysusers)"; \
+	else \
+		echo "systemd-sysusers $(if $(DESTDIR),--root=$(DESTDIR)) sightline.conf"; \
+		systemd-sysusers $(if $(DESTDIR),--root=$(DESTDIR)) $(DESTDIR)$(SYSUSERSDIR)/sightline.conf; \
+	fi
+
 install-config:
 	$(INSTALL) -d $(DESTDIR)$(SYSCONFDIR)/sightline
 	@if [ -e $(DESTDIR)$(CONFIG) ]; then \
@@ -86,7 +103,7 @@ install-docs:
 	$(INSTALL) -d $(DESTDIR)$(DOC_DIR)
 	$(INSTALL) -m 0644 $(DOCS) $(DESTDIR)$(DOC_DIR)/
 
-install: install-bin install-units install-config install-model install-docs
+install: install-bin install-units install-user install-config install-model install-docs
 	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then \
 		systemctl daemon-reload; \
 		echo "Installed. Edit $(CONFIG), then: systemctl enable --now sightline.service"; \
@@ -95,7 +112,9 @@ install: install-bin install-units install-config install-model install-docs
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/sightline
 	rm -f $(DESTDIR)$(UNITDIR)/sightline.service $(DESTDIR)$(UNITDIR)/sightline.socket
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/sightline.conf
 	rm -f $(addprefix $(DESTDIR)$(MODEL_DIR)/,$(MODEL_FILES))
 	rm -f $(addprefix $(DESTDIR)$(DOC_DIR)/,$(notdir $(DOCS)))
 	-rmdir $(DESTDIR)$(MODEL_DIR) $(DESTDIR)$(DATADIR)/sightline/models $(DESTDIR)$(DATADIR)/sightline $(DESTDIR)$(DOC_DIR) 2>/dev/null
 	@if [ -e $(DESTDIR)$(CONFIG) ]; then echo "make: kept $(DESTDIR)$(CONFIG); remove it by hand if no longer wanted"; fi
+	@echo "make: kept the user 'sightline' (userdel sightline removes it)"

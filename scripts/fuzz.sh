@@ -26,8 +26,9 @@ for harness in "${harnesses[@]}"; do
     work=".build-fuzz/corpus/$harness" findings="fuzz/findings/$harness"
     mkdir -p "$work" "$findings"
     echo "fuzz.sh: $harness for ${seconds}s"
-    # -rss_limit_mb bounds memory per input; a harness must refuse oversized models before allocating them.
+    # -rss_limit_mb bounds memory per input (a harness must refuse oversized models before allocating them); -timeout is
+    # a hang guard: the largest model the limits allow (a 2048x2048 input) takes seconds to import under ASan.
     "$bin/$(product "$harness")" "$work" "fuzz/corpus/$harness" -max_total_time="$seconds" -rss_limit_mb=2048 \
-        -max_len=65536 -timeout=20 -artifact_prefix="$findings/" -print_final_stats=1 2>&1 | tail -n 25 || status=1
+        -max_len=65536 -timeout=60 -artifact_prefix="$findings/" -print_final_stats=1 2>&1 | tail -n 25 || status=1
 done
 exit "$status"

@@ -67,7 +67,8 @@ CALIBRATION="$MODEL_DIR/frozen_inference_graph.calibration.json"
 if [ ! -s "$CALIBRATION" ]; then
     command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
     echo "setup: calibrating the default model for int8" >&2
-    swift build -c release --product sightline >&2
+    # The shipped build (make: static Swift runtime, .build/), shared with demo.sh and make install.
+    make --no-print-directory build >&2
     .build/release/sightline calibrate --model "$MODEL_DIR/frozen_inference_graph.pb" --frames 40 --every 6 \
         -o "$CALIBRATION" "$MEDIA_DIR/Megamind.avi" >&2
 fi

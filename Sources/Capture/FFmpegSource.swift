@@ -51,8 +51,9 @@ public final class FFmpegSource: @unchecked Sendable {
         self.context = context
     }
 
-    /// The next decoded frame, or nil at the end of the stream or after `close()`; throws `CaptureError`.
-    public func next() throws -> Frame? {
+    /// The next decoded frame `accept` takes, or nil at the end of the stream or after `close()`; throws `CaptureError`.
+    /// Frames it declines are decoded (later frames depend on them) but not converted.
+    public func next(accepting accept: (ContinuousClock.Instant) -> Bool) throws -> Frame? {
         lock.lock()
         defer { lock.unlock() }
         guard let context else { return nil }
@@ -66,7 +67,6 @@ public final class FFmpegSource: @unchecked Sendable {
                 defer { av_frame_unref(context.frame) }
                 var captureTime = Date()
                 var captureInstant = ContinuousClock.now
-                let pixels = try context.convert(input: input, pool: pool)
                 let timestamp = context.frame.pointee.best_effort_timestamp
                 let pts = timestamp == sl_av_nopts_value() ? nil : Double(timestamp) * context.timeBase
                 if let pts, var clock = streamClock {
@@ -75,6 +75,11 @@ public final class FFmpegSource: @unchecked Sendable {
                     captureTime -= age
                     captureInstant -= .microseconds(Int64(age * 1_000_000))
                 }
+                guard accept(captureInstant) else {
+                    sequence += 1
+                    continue
+                }
+                let pixels = try context.convert(input: input, pool: pool)
                 let frame = Frame(sourceID: sourceID, sequence: sequence, pts: pts,
                                   captureTime: captureTime, captureInstant: captureInstant, pixels: pixels)
                 sequence += 1

@@ -7,9 +7,15 @@ public protocol FrameSource: AnyObject, Sendable {
     var isLive: Bool { get }
     /// Native frame rate, when known.
     var frameRate: Double? { get }
-    /// The next frame, or nil at the end of the stream. Throws `CaptureError`.
-    func next() throws -> Frame?
+    /// The next frame that `accept` takes (asked with its capture instant before the frame is converted to
+    /// RGB, so frames nobody wants cost no conversion), or nil at the end of the stream. Throws `CaptureError`.
+    func next(accepting accept: (ContinuousClock.Instant) -> Bool) throws -> Frame?
     func close()
+}
+
+extension FrameSource {
+    /// The next frame, or nil at the end of the stream. Throws `CaptureError`.
+    public func next() throws -> Frame? { try next(accepting: { _ in true }) }
 }
 
 extension FFmpegSource: FrameSource {}

@@ -72,9 +72,9 @@ public final class ImageListSource: FrameSource, @unchecked Sendable {
         return numbered.sorted { $0 < $1 }.map { (directory as NSString).appendingPathComponent($0.1) }
     }
 
-    /// The next frame of the current file, then of the next file; nil after the last. Throws `CaptureError`
-    /// naming the file that cannot be decoded.
-    public func next() throws -> Frame? {
+    /// The next frame `accept` takes, of the current file, then of the next file; nil after the last. Throws
+    /// `CaptureError` naming the file that cannot be decoded.
+    public func next(accepting accept: (ContinuousClock.Instant) -> Bool) throws -> Frame? {
         lock.lock()
         defer { lock.unlock() }
         while !closedFlag.withLock({ closed }) {
@@ -84,11 +84,18 @@ public final class ImageListSource: FrameSource, @unchecked Sendable {
                 nextFile += 1
             }
             guard let (index, source) = current else { continue }
-            guard let decoded = try source.next() else {
+            var declined = 0
+            guard let decoded = try source.next(accepting: { instant in
+                if accept(instant) { return true }
+                declined += 1
+                return false
+            }) else {
                 source.close()
                 current = nil
+                sequence += declined
                 continue
             }
+            sequence += declined
             var frame = Frame(sourceID: sourceID, sequence: sequence, pts: nil, captureTime: decoded.captureTime,
                               captureInstant: decoded.captureInstant, pixels: decoded.pixels)
             frame.file = files[index]

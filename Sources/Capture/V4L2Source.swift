@@ -84,13 +84,13 @@ public final class V4L2Source: FrameSource, @unchecked Sendable {
 
     deinit { Glibc.close(wakeup) }
 
-    /// The next frame, or nil after `close()`. Throws `CaptureError` when the camera stalls or disconnects.
-    public func next() throws -> Frame? {
+    /// The next frame `accept` takes, or nil after `close()`. Throws `CaptureError` when the camera stalls or disconnects.
+    public func next(accepting accept: (ContinuousClock.Instant) -> Bool) throws -> Frame? {
         lock.lock()
         defer { lock.unlock() }
         guard let device else { return nil }
         let timeout = sequence == 0 ? Self.startTimeout : Self.stallTimeout
-        let deadline = ContinuousClock.now + timeout
+        var deadline = ContinuousClock.now + timeout
 
         while true {
             let remaining = deadline - ContinuousClock.now
@@ -116,6 +116,22 @@ public final class V4L2Source: FrameSource, @unchecked Sendable {
             let now = Self.monotonicNanoseconds()
             let instant = ContinuousClock.now
             let wallClock = Date()
+            // Age of the frame by the driver's clock, carried over to wall time and ContinuousClock without
+            // assuming which kernel clock ContinuousClock reads.
+            var capture = now
+            if buffer.flags & UInt32(V4L2_BUF_FLAG_TIMESTAMP_MASK) == UInt32(V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC) {
+                let stamp = Int64(buffer.timestamp.tv_sec) * 1_000_000_000 + Int64(buffer.timestamp.tv_usec) * 1000
+                if (0...Self.maximumTimestampAge).contains(now - stamp) { capture = stamp }
+            }
+            let age = now - capture
+            let captureInstant = instant - .nanoseconds(age)
+            // A frame nobody wants (fps_limit) is handed back before the costly conversion.
+            guard accept(captureInstant) else {
+                try device.requeue(buffer)
+                sequence += 1
+                deadline = ContinuousClock.now + Self.stallTimeout
+                continue
+            }
             let converted: PixelBuffer?
             do {
                 // A buffer the driver flags as damaged is dropped, like one too short to hold a frame.
@@ -127,19 +143,11 @@ public final class V4L2Source: FrameSource, @unchecked Sendable {
             try device.requeue(buffer)
             guard let pixels = converted else { continue }
 
-            // Age of the frame by the driver's clock, carried over to wall time and ContinuousClock without
-            // assuming which kernel clock ContinuousClock reads.
-            var capture = now
-            if buffer.flags & UInt32(V4L2_BUF_FLAG_TIMESTAMP_MASK) == UInt32(V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC) {
-                let stamp = Int64(buffer.timestamp.tv_sec) * 1_000_000_000 + Int64(buffer.timestamp.tv_usec) * 1000
-                if (0...Self.maximumTimestampAge).contains(now - stamp) { capture = stamp }
-            }
-            let age = now - capture
             let first = firstCapture ?? capture
             firstCapture = first
             let frame = Frame(sourceID: sourceID, sequence: sequence, pts: Double(capture - first) / 1e9,
                               captureTime: wallClock - Double(age) / 1e9,
-                              captureInstant: instant - .nanoseconds(age), pixels: pixels)
+                              captureInstant: captureInstant, pixels: pixels)
             sequence += 1
             return frame
         }

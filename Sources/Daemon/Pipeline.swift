@@ -68,10 +68,12 @@ public final class Pipeline: @unchecked Sendable {
     private let laneEndings: LaneEndings
     private let onSourceEvent: @Sendable (SourceEvent) -> Void
 
-    /// A source ending, by error or at its end of stream (not when removed or stopped), sent after its last record.
+    /// A source ending, by error, at its end of stream or by `remove(lane:)` (not when the pipeline stops),
+    /// sent after its last record.
     public enum SourceEvent: Sendable {
         case ended(name: String, lane: Int, live: Bool)
         case failed(name: String, lane: Int, error: CaptureError)
+        case removed(name: String, lane: Int)
     }
 
     private final class CaptureHandle: @unchecked Sendable {
@@ -183,9 +185,12 @@ public final class Pipeline: @unchecked Sendable {
     }
 
     /// Stops a running source: closes it, discards its queued frames and waits for its capture thread.
+    /// `.removed` follows once the frames already being detected are emitted.
     /// (A source that ended or failed by itself needs no removal: its queued frames are still detected.)
     public func remove(lane: Int) {
         guard let handle = lock.withLock({ captures.removeValue(forKey: lane) }) else { return }
+        // Set before stopping: the capture thread may finish the lane as soon as the source closes.
+        laneEndings.set(.removed(name: handle.options.name, lane: lane), lane: lane)
         handle.stop()
         sink.finish(lane: lane, total: ring.discard(lane: lane))
         handle.done.wait()
@@ -233,8 +238,14 @@ public final class Pipeline: @unchecked Sendable {
         var pacing: (start: ContinuousClock.Instant, firstPTS: Double)? = nil
         var lastPosition: Double? = nil
         var lastAccepted: ContinuousClock.Instant? = nil
+        let interval = options.fpsLimit.map { Duration.seconds(1 / $0) }
+        func due(_ instant: ContinuousClock.Instant) -> Bool {
+            guard let interval, let last = lastAccepted else { return true }
+            return instant - last >= interval
+        }
         do {
-            while let decoded = try handle.source.next() {
+            // fps_limit is applied by the source before conversion, except when pacing restamps the frames.
+            while let decoded = try handle.source.next(accepting: { options.realtime || due($0) }) {
                 var frame = decoded
                 if options.realtime {
                     let fps = options.realtimeFPS ?? handle.source.frameRate ?? 25
@@ -253,7 +264,7 @@ public final class Pipeline: @unchecked Sendable {
                                   captureInstant: clock.now, pixels: frame.pixels)
                     frame.file = decoded.file
                 }
-                if let limit = options.fpsLimit, let last = lastAccepted, frame.captureInstant - last < .seconds(1 / limit) {
+                if options.realtime, !due(frame.captureInstant) {
                     frame.pixels.recycle()
                     continue
                 }

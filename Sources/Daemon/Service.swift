@@ -4,6 +4,7 @@ import Foundation
 import FrameRing
 import Logging
 import Sink
+import Synchronization
 
 /// The running daemon: the model, the socket, the pipeline and one supervisor per source, driven by a
 /// once-a-tick loop that reopens failed sources with jittered exponential backoff, sends heartbeats,
@@ -21,8 +22,10 @@ public final class Service: @unchecked Sendable {
         var failures = 0
         var retryAt: ContinuousClock.Instant = .now
         var lastSent: ContinuousClock.Instant = .now
-        var records = 0
-        var fps = 0.0
+        var rate = RateMeter()
+        /// Set by a reload that changed or removed the source: its lane is draining, and what replaces it
+        /// (nil: nothing) opens only after the old lane's last record and its `source_down`.
+        var retiring: (replacement: SourceOptions?, reason: String)?
         init(options: SourceOptions, generation: Int) {
             self.options = options
             self.generation = generation
@@ -33,6 +36,14 @@ public final class Service: @unchecked Sendable {
         case openFailed(name: String, generation: Int, error: String)
         case ended(lane: Int, live: Bool)
         case failed(lane: Int, error: String)
+        case removed(lane: Int)
+
+        var lane: Int? {
+            switch self {
+            case .openFailed: nil
+            case .ended(let lane, _), .failed(let lane, _), .removed(let lane): lane
+            }
+        }
     }
 
     private let lock = NSLock()
@@ -92,6 +103,7 @@ public final class Service: @unchecked Sendable {
                                         switch event {
                                         case .ended(_, let lane, let live): post(.ended(lane: lane, live: live))
                                         case .failed(_, let lane, let error): post(.failed(lane: lane, error: error.reason))
+                                        case .removed(_, let lane): post(.removed(lane: lane))
                                         }
                                     },
                                     emit: { [unowned self] record in deliver(record) })
@@ -108,21 +120,32 @@ public final class Service: @unchecked Sendable {
     }
 
     /// Runs until SIGTERM or SIGINT; SIGHUP reloads the configuration. Returns the exit status.
-    public func run() -> Int32 {
-        for signal in [SIGTERM, SIGINT, SIGHUP] { Foundation.signal(signal, SIG_IGN) }
+    /// `signals` must block SIGTERM, SIGINT and SIGHUP (created before this service's threads started).
+    public func run(signals: BlockedSignals) -> Int32 {
         let stop = DispatchSemaphore(value: 0)
-        var handlers: [DispatchSourceSignal] = []
-        for signal in [SIGTERM, SIGINT] {
-            let source = DispatchSource.makeSignalSource(signal: signal, queue: DispatchQueue(label: "sightline.stop"))
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            handlers.append(source)
+        // Reloads get their own thread, so a slow reload never delays SIGTERM; SIGHUPs during one coalesce.
+        let reloadRequested = DispatchSemaphore(value: 0)
+        let reloadPending = Atomic<Bool>(false)
+        let reloader = Thread { [self] in
+            while true {
+                reloadRequested.wait()
+                reloadPending.store(false, ordering: .sequentiallyConsistent)
+                reload()
+            }
         }
-        // Reloads get their own queue, so a slow reload never delays SIGTERM.
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "sightline.reload"))
-        hup.setEventHandler { [unowned self] in reload() }
-        hup.resume()
-        handlers.append(hup)
+        reloader.start()
+        let waiter = Thread {
+            while true {
+                switch signals.next() {
+                case SIGHUP:
+                    if !reloadPending.exchange(true, ordering: .sequentiallyConsistent) { reloadRequested.signal() }
+                default:
+                    stop.signal()
+                    return
+                }
+            }
+        }
+        waiter.start()
 
         try? notifier.ready()
         let tickerDone = DispatchSemaphore(value: 0)
@@ -141,7 +164,6 @@ public final class Service: @unchecked Sendable {
         tickerDone.wait()
         pipeline.stop()
         server.close(flushTimeout: .milliseconds(800))
-        handlers.forEach { $0.cancel() }
         logger.info("stopped", metadata: ["records": "\(lock.withLock { recordsEmitted })"])
         return 0
     }
@@ -154,7 +176,7 @@ public final class Service: @unchecked Sendable {
             recordsSinceWatchdog += 1
             recordsEmitted += 1
             if let s = sources[record.source] {
-                s.records += 1
+                s.rate.count(at: clock.now)
                 s.failures = 0
                 s.lastSent = clock.now
             }
@@ -180,11 +202,24 @@ public final class Service: @unchecked Sendable {
         var toOpen: [Supervised] = []
         lock.lock()
         for event in events {
+            // A source a reload retired, whatever ended its lane: its last record is out, so it goes down now,
+            // and only then does its replacement open (and send `source_up`).
+            if let lane = event.lane, let s = sources.values.first(where: { $0.lane == lane }), let retiring = s.retiring {
+                lines.append(ServiceRecord.sourceDown(source: s.options.name, reason: retiring.reason,
+                                                      retryInSeconds: retiring.replacement == nil ? nil : 0))
+                logs.append((.info, "source stopped", ["source": "\(s.options.name)", "reason": "\(retiring.reason)"]))
+                hello.setUp(s.options.name, false)
+                sources[s.options.name] = nil
+                if let replacement = retiring.replacement { addSupervised(replacement) }
+                continue
+            }
             switch event {
             case .openFailed(let name, let generation, let error):
                 guard let s = sources[name], s.generation == generation else { continue }
                 s.opening = false
                 lines.append(markDown(s, reason: error, now: now, logs: &logs))
+            case .removed:
+                continue
             case .ended(let lane, let live):
                 guard let s = sources.values.first(where: { $0.lane == lane }) else { continue }
                 s.lane = nil
@@ -203,14 +238,15 @@ public final class Service: @unchecked Sendable {
             }
         }
         events.removeAll()
-        for s in sources.values where s.lane == nil && !s.opening && !s.finished && s.retryAt <= now {
+        for s in sources.values where s.lane == nil && !s.opening && !s.finished && s.retiring == nil && s.retryAt <= now {
             s.opening = true
             toOpen.append(s)
         }
         if let interval = config.heartbeat {
             for s in sources.values where now - s.lastSent >= interval {
                 let stats = s.lane.map { pipeline.stats(lane: $0) }
-                lines.append(ServiceRecord.heartbeat(source: s.options.name, up: s.lane != nil, fps: s.fps, droppedTotal: stats?.dropped ?? 0))
+                lines.append(ServiceRecord.heartbeat(source: s.options.name, up: s.lane != nil, fps: s.rate.perSecond(at: now),
+                                                     droppedTotal: stats?.dropped ?? 0))
                 s.lastSent = now
             }
         }
@@ -265,19 +301,15 @@ public final class Service: @unchecked Sendable {
         }.start()
     }
 
-    /// STATUS= with each source's records per second over the last two seconds.
+    /// STATUS= every two seconds, with each source's records per second over the last `RateMeter.window`.
     private func updateRates(now: ContinuousClock.Instant) {
-        let elapsed = now - lastRateUpdate
-        guard elapsed >= .seconds(2) else { return }
+        guard now - lastRateUpdate >= .seconds(2) else { return }
         lastRateUpdate = now
-        let seconds = elapsed / .seconds(1)
         let status = lock.withLock { () -> String in
             var parts: [String] = []
             for name in config.sources.map(\.name) {
                 guard let s = sources[name] else { continue }
-                s.fps = Double(s.records) / seconds
-                s.records = 0
-                parts.append(s.lane != nil ? "\(name) \(String(format: "%.1f", s.fps)) fps"
+                parts.append(s.lane != nil ? "\(name) \(String(format: "%.1f", s.rate.perSecond(at: now))) fps"
                                            : (s.finished ? "\(name) finished" : "\(name) down"))
             }
             return parts.joined(separator: ", ")
@@ -325,18 +357,27 @@ public final class Service: @unchecked Sendable {
             let changes = config.changes(to: fresh)
             let old = Dictionary(uniqueKeysWithValues: config.sources.map { ($0.name, $0) })
             let new = Dictionary(uniqueKeysWithValues: fresh.sources.map { ($0.name, $0) })
-            for (name, options) in old where new[name].map({ options.needsRestart(toBecome: $0) }) ?? true {
-                if let lane = sources[name]?.lane { toRemove.append(lane) }
-                sources[name] = nil
-                hello.setUp(name, false)
-            }
-            for options in fresh.sources where old[options.name].map({ $0.needsRestart(toBecome: options) }) ?? true {
-                addSupervised(options)
+            let reasons = Dictionary(changes.restarted.map { ($0.source, $0.reason) }, uniquingKeysWith: { first, _ in first })
+            for name in Set(old.keys).union(new.keys) {
+                let replacement = new[name]
+                if let before = old[name], let after = replacement, !before.needsRestart(toBecome: after) { continue }
+                if let s = sources[name], let lane = s.lane {
+                    // Running: drain first; the replacement opens after the old lane's source_down.
+                    if s.retiring == nil { toRemove.append(lane) }
+                    s.retiring = (replacement, replacement == nil ? "removed from the configuration by a reload"
+                                                                  : "restarting for a reload: \(reasons[name] ?? "settings changed")")
+                } else {
+                    sources[name] = nil
+                    hello.setUp(name, false)
+                    if let replacement { addSupervised(replacement) }
+                }
             }
             config.sources = fresh.sources
             config.thresholds = fresh.thresholds
             config.heartbeat = fresh.heartbeat
             config.reconnectMax = fresh.reconnectMax
+            // Under the lock, so the source_down/source_up this reload causes come after it.
+            server.broadcast(ServiceRecord.reload(applied: changes))
             return changes
         }
         hello.setSources(fresh.sources.map(\.name))
@@ -345,7 +386,6 @@ public final class Service: @unchecked Sendable {
         }
         pipeline.setThresholds(fresh.thresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
         for lane in toRemove { pipeline.remove(lane: lane) }
-        server.broadcast(ServiceRecord.reload(applied: changes))
         logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)",
                                            "changed": "\(changes.changed.joined(separator: ", "))",
                                            "restarted": "\(changes.restarted.map { "\($0.source) (\($0.reason))" }.joined(separator: ", "))"])
@@ -386,5 +426,38 @@ private final class HelloState: @unchecked Sendable {
         let current: (sources: [String], up: Set<String>) = lock.withLock { (sources, up) }
         return ServiceRecord.hello(version: Service.version, model: model, precision: precision, labels: labels,
                                    sources: current.sources, up: current.up)
+    }
+}
+
+/// Records per second over the last `window`, or since the meter started if that is sooner: a source slower
+/// than one record per status interval still reads its true rate, not 0 or 0.5.
+struct RateMeter {
+    static let window = 30
+
+    private let started: ContinuousClock.Instant
+    /// Records per whole second since `started`, the last `window` seconds in a ring.
+    private var buckets = [Int](repeating: 0, count: RateMeter.window)
+    private var newest = 0
+
+    init(started: ContinuousClock.Instant = .now) { self.started = started }
+
+    mutating func count(at now: ContinuousClock.Instant) {
+        advance(to: now)
+        buckets[newest % Self.window] += 1
+    }
+
+    mutating func perSecond(at now: ContinuousClock.Instant) -> Double {
+        advance(to: now)
+        // The buckets cover the whole seconds before the newest one and the part of it gone by.
+        let sinceStart = (now - started) / .seconds(1)
+        let covered = min(sinceStart, Double(Self.window - 1) + (sinceStart - Double(newest)))
+        return Double(buckets.reduce(0, +)) / max(covered, 1)
+    }
+
+    private mutating func advance(to now: ContinuousClock.Instant) {
+        let second = Int((now - started) / .seconds(1))
+        guard second > newest else { return }
+        for s in (newest + 1)...min(second, newest + Self.window) { buckets[s % Self.window] = 0 }
+        newest = second
     }
 }

@@ -9,7 +9,7 @@ enum ModelLocation {
 
     static var defaultModel: String {
         if let path = ProcessInfo.processInfo.environment["SIGHTLINE_MODEL"], !path.isEmpty { return path }
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let executable = URL(fileURLWithPath: executablePath).resolvingSymlinksInPath()
         var dir = executable.deletingLastPathComponent()
         let installed = dir.deletingLastPathComponent().appendingPathComponent("share/sightline/\(relativePath)").path
         if FileManager.default.fileExists(atPath: installed) { return installed }
@@ -19,6 +19,12 @@ enum ModelLocation {
             dir.deleteLastPathComponent()
         }
         return installed
+    }
+
+    /// The running binary itself, however it was started (by name through PATH, or relative to another
+    /// directory): arguments[0] only says how it was called.
+    static var executablePath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 }
 

@@ -21,8 +21,8 @@ struct Run: ParsableCommand {
     mutating func validate() throws { try validateSocketPath(socket) }
 
     func run() throws {
-        // Until the service installs its handlers, a reload request must not kill the daemon (SIGHUP's default).
-        signal(SIGHUP, SIG_IGN)
+        // Before any thread exists, so that every thread inherits the blocked signals.
+        let signals = BlockedSignals([SIGTERM, SIGINT, SIGHUP])
         raiseDescriptorLimit()
         LoggingSystem.bootstrap(JournalLogHandler.init)
         let logger = Logger(label: "sightline")
@@ -44,7 +44,7 @@ struct Run: ParsableCommand {
                         notifier: SystemdNotifier(), logger: logger)
         }
         // Exit straight away: workers and subscribers are already drained; tearing down the engines buys nothing.
-        Foundation.exit(service.run())
+        Foundation.exit(service.run(signals: signals))
     }
 }
 

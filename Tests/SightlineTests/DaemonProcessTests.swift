@@ -137,6 +137,35 @@ final class DaemonProcessTests: XCTestCase {
         XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
     }
 
+    func testReloadThatChangesASourceEndsItsOldRunBeforeTheNewOneStarts() throws {
+        try writeConfig()
+        let daemon = try startDaemon()
+        let subscriber = try LineSubscriber(path: socketPath)
+        XCTAssertNotNil(subscriber.until(timeout: 20) { ($0["seq"] as? Int ?? 0) >= 10 }.match, "records before the reload")
+        try writeConfig(sources: """
+          - name: walk
+            input: \(TestPaths.media("vtest.avi"))
+            realtime: true
+            realtime_fps: 8
+        """)
+        daemon.signal(SIGHUP)
+        let upWait = subscriber.until(timeout: 20) { $0["type"] as? String == "source_up" }
+        XCTAssertNotNil(upWait.match, "the changed source reopens: \(upWait.seen.map { $0["type"] ?? "" })")
+        let first = subscriber.until(timeout: 20) { $0["type"] as? String == "detections" }.match
+        let before = upWait.seen.filter { ["detections", "source_down", "source_up"].contains($0["type"] as? String ?? "") }
+        let downs = before.enumerated().filter { $0.element["type"] as? String == "source_down" }
+        XCTAssertEqual(downs.count, 1, "one source_down for the old run, before the new source_up")
+        if let down = downs.first {
+            XCTAssertEqual(down.offset, before.count - 1, "nothing of the old run after its source_down")
+            XCTAssertTrue((down.element["reason"] as? String ?? "").contains("reload"), "\(down.element)")
+        }
+        let oldSeqs = before.compactMap { $0["seq"] as? Int }
+        XCTAssertEqual(oldSeqs, Array((oldSeqs.first ?? 0)..<((oldSeqs.first ?? 0) + oldSeqs.count)), "the old run's records in order")
+        XCTAssertEqual(first?["seq"] as? Int, 0, "the new run counts from 0")
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 5), 0, daemon.stderr)
+    }
+
     func testAStreamThatDisappearsGoesDownAndComesBack() throws {
         let ffmpeg = try XCTUnwrap(["/usr/bin/ffmpeg", "/usr/local/bin/ffmpeg"].first { FileManager.default.isExecutableFile(atPath: $0) })
         let port = freeLoopbackPort()
