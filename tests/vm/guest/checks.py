@@ -404,6 +404,7 @@ def run():
     sh(f"v4l2-ctl -d {output} --set-fmt-video-out width=640,height=480,pixelformat=YUYV,"
        "colorspace=smpte170m,xfer=709,ycbcr=601,quantization=lim-range")
     sh(f"v4l2-ctl -d {capture} -c loop_video=1")
+    sh(f"v4l2-ctl -d {capture} -c osd_text_mode=2")   # vivid writes its status text over the frames otherwise
     looper = subprocess.Popen(["v4l2-ctl", "-d", output, "--stream-out-mmap=3", f"--stream-from={HERE}/frame.yuyv",
                                "--stream-loop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(2)
