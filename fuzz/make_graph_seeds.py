@@ -68,13 +68,14 @@ SIZE = "Preprocessor/map/while/ResizeImage/stack"
 
 
 def graph(size=(8, 8), size_tensor=None, box_filter=None, box_conv=None, extra=b"", box_input="Preprocessor/sub"):
-    """Preprocessor -> one box head and one class head (3 anchors, 2 classes) -> Reshape -> ConcatV2."""
+    """Image -> resize -> normalise -> one box head and one class head (3 anchors, 2 classes) -> Reshape -> ConcatV2."""
     box_filter = box_filter or f32([1, 1, 3, 12], [0.01 * i for i in range(36)])
     nodes = [
         const(SIZE, size_tensor or tensor(3, [2], ints=list(size))),
         node("image", "Placeholder"),
+        node("Preprocessor/ResizeBilinear", "ResizeBilinear", ["image", SIZE]),
         const("Preprocessor/mul/x", f32([], [2 / 255])),
-        node("Preprocessor/mul", "Mul", ["Preprocessor/mul/x", "image"]),
+        node("Preprocessor/mul", "Mul", ["Preprocessor/mul/x", "Preprocessor/ResizeBilinear"]),
         const("Preprocessor/sub/y", f32([], [1.0])),
         node("Preprocessor/sub", "Sub", ["Preprocessor/mul", "Preprocessor/sub/y"]),
         const("Box/weights", box_filter),
@@ -112,6 +113,18 @@ SEEDS = {
     "input-size-negative.pb": graph(size=(-300, 300)),
     "input-size-zero.pb": graph(size=(0, 0)),
     "input-size-absurd.pb": graph(size=(100000, 100000)),
+    # A hard-swish (x * relu6(x + 3) / 6) after the first convolution, as SSDLite-MobileNetV3 starts: refused at its
+    # first node walking from the input ('hs/add'), not at the last one a walk from the outputs meets ('hs/mul_1').
+    "hard-swish-near-input.pb": graph(box_input="hs/mul_1", extra=b"".join([
+        const("Stem/weights", f32([1, 1, 3, 3], [0.1 * i for i in range(9)])),
+        conv("Stem/Conv2D", "Preprocessor/sub", "Stem/weights"),
+        const("hs/three", f32([], [3.0])),
+        node("hs/add", "AddV2", ["Stem/Conv2D", "hs/three"]),
+        node("hs/Relu6", "Relu6", ["hs/add"]),
+        node("hs/mul", "Mul", ["Stem/Conv2D", "hs/Relu6"]),
+        const("hs/sixth", f32([], [1 / 6])),
+        node("hs/mul_1", "Mul", ["hs/mul", "hs/sixth"]),
+    ])),
     "identity-feeds-itself.pb": graph(box_input="Box/loop", extra=node("Box/loop", "Identity", ["Box/loop"])),
     "identity-cycle.pb": graph(box_input="Box/a", extra=node("Box/a", "Identity", ["Box/b"]) + node("Box/b", "Identity", ["Box/a"])),
 }

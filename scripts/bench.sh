@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Measures Sightline beside its peers in the same run (ratios, not absolute times: machines are noisy).
+# Measures Sightline (f32, bf16, int8) beside its peers (LiteRT f32/int8, OpenVINO f32/bf16/int8) in the same run (ratios, not absolute times: machines are noisy).
 # Everything it needs is made here, idempotently, under .cache/: the peers' Python environment
-# (ai-edge-litert, opencv-python-headless, numpy from PyPI) and the peers' models, converted from Sightline's own
+# (ai-edge-litert, openvino, opencv-python-headless, numpy from PyPI) and the peers' models, converted from Sightline's own
 # default model by TensorFlow (scripts/peers/make_models.py, in a second environment with tensorflow-cpu).
-# The peer scripts are in scripts/peers/. PEERS_PYTHON / TF_PYTHON use existing environments instead.
+# The peer scripts are in scripts/peers/. OpenVINO's int8 model (NNCF-quantized IR) is not made here: set
+# OV_INT8_MODEL (default ../shared/models/ped_ssdlite_int8_ov.xml); without it that column is left out. PEERS_PYTHON / TF_PYTHON use existing environments instead.
 # Usage: scripts/bench.sh [ROUNDS]    (prints a Markdown report on stdout; progress on stderr)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ venv() {  # venv DIR PACKAGES...: a virtual environment with these packages, mad
     fi
 }
 if [ -z "${PEERS_PYTHON:-}" ]; then
-    venv .cache/venv-peers ai-edge-litert opencv-python-headless numpy
+    venv .cache/venv-peers ai-edge-litert openvino opencv-python-headless numpy
     PEERS_PYTHON=.cache/venv-peers/bin/python
 fi
 MODELS=.cache/models/peers
@@ -39,39 +40,68 @@ B=.build/release/sightline
 VIDEO=.cache/media/vtest.avi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+OV_INT8_MODEL=${OV_INT8_MODEL:-../shared/models/ped_ssdlite_int8_ov.xml}
 for r in $(seq "$ROUNDS"); do
     echo "round $r/$ROUNDS" >&2
-    $B bench --threads 2 --iterations 300 --json >> "$out/sightline.jsonl"
-    "$PEERS_PYTHON" scripts/peers/litert_latency.py "$MODELS/ped_ssdlite.tflite" --threads 1 --iterations 300 2>/dev/null >> "$out/litert.jsonl"
-    /usr/bin/time -f "%e %M" -o "$out/time.txt" $B detect --threads 2 "$VIDEO" > "$out/detect.jsonl"
+    for p in f32 bf16 int8; do
+        $B bench --precision "$p" --threads 2 --iterations 300 --json | sed "s/^{/{\"round\":$r,/" >> "$out/sightline.jsonl"
+    done
+    {
+        "$PEERS_PYTHON" scripts/peers/litert_latency.py "$MODELS/ped_ssdlite.tflite" --threads 1 --iterations 300 | sed 's/^{/{"peer":"LiteRT f32",/'
+        "$PEERS_PYTHON" scripts/peers/litert_latency.py "$MODELS/ped_ssdlite_int8.tflite" --threads 1 --iterations 300 | sed 's/^{/{"peer":"LiteRT int8",/'
+        "$PEERS_PYTHON" scripts/peers/openvino_latency.py "$MODELS/ped_ssdlite.tflite" --precision f32 --threads 1 --iterations 300 | sed 's/^{/{"peer":"OpenVINO f32",/'
+        "$PEERS_PYTHON" scripts/peers/openvino_latency.py "$MODELS/ped_ssdlite.tflite" --precision bf16 --threads 1 --iterations 300 | sed 's/^{/{"peer":"OpenVINO bf16",/'
+        if [ -s "$OV_INT8_MODEL" ]; then
+            "$PEERS_PYTHON" scripts/peers/openvino_latency.py "$OV_INT8_MODEL" --threads 1 --iterations 300 | sed 's/^{/{"peer":"OpenVINO int8",/'
+        fi
+    } 2>/dev/null | sed "s/^{/{\"round\":$r,/" >> "$out/peers.jsonl"
+    /usr/bin/time -f "%e %M" -o "$out/time.txt" $B detect --threads 2 "$VIDEO" > "$out/detect.jsonl" 2>/dev/null
     echo "$(wc -l < "$out/detect.jsonl") $(cat "$out/time.txt")" >> "$out/detect.txt"
-    "$PEERS_PYTHON" scripts/peers/py_pipeline.py "$VIDEO" "$MODELS/ped_ssdlite.tflite" 2 2>&1 >/dev/null | tail -n 1 >> "$out/py.txt"
+    /usr/bin/time -f "%e %M" -o "$out/time.txt" $B detect --precision f32 --threads 2 "$VIDEO" > "$out/detect.jsonl" 2>/dev/null
+    echo "$(wc -l < "$out/detect.jsonl") $(cat "$out/time.txt")" >> "$out/detect_f32.txt"
+    "$PEERS_PYTHON" scripts/peers/py_pipeline.py "$VIDEO" "$MODELS/ped_ssdlite_int8.tflite" 2 2>&1 >/dev/null | tail -n 1 >> "$out/py.txt"
     # Freshness under overload: a live source at 300 fps, faster than the 2 workers detect.
-    $B detect --threads 2 --realtime --fps 300 "$VIDEO" > "$out/fresh$r.jsonl"
+    $B detect --threads 2 --realtime --fps 300 "$VIDEO" > "$out/fresh$r.jsonl" 2>/dev/null
 done
 python3 - "$out" "$ROUNDS" <<'PY'
-import json, statistics, sys, os, platform, re
-d, rounds = sys.argv[1], int(sys.argv[2])
+import json, os, platform, re, sys
+d, nrounds = sys.argv[1], int(sys.argv[2])
 def lines(name): return [json.loads(l) for l in open(os.path.join(d, name)) if l.strip()]
-s = lines("sightline.jsonl"); l = lines("litert.jsonl")
-one = [x for x in s if x.get("threads") == 1]; two = [x for x in s if x.get("threads") == 2]
-load = [x["load_to_first_inference_ms"] for x in s if "load_to_first_inference_ms" in x]
-det = [line.split() for line in open(os.path.join(d, "detect.txt"))]
-py = [float(re.search(r"fps=([\d.]+)", line).group(1)) for line in open(os.path.join(d, "py.txt"))]
+s, peers = lines("sightline.jsonl"), lines("peers.jsonl")
+rounds = sorted({x["round"] for x in s})
+def ours(r, p, threads):
+    return next(x for x in s if x["round"] == r and x["precision"] == p and x.get("threads") == threads)
+def load(r, p):
+    return next(x["load_to_first_inference_ms"] for x in s if x["round"] == r and x["precision"] == p and "load_to_first_inference_ms" in x)
+def peer(r, name): return next((x["median_ms"] for x in peers if x["round"] == r and x["peer"] == name), float("nan"))
 cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-print(f"Machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}. {len(one)} rounds, each measuring Sightline and the peer back to back.\n")
-print("| round | Sightline 1-thread median (ms) | LiteRT 1-thread median (ms) | ratio (<= 1.05) | Sightline 2-thread fps / 1-thread fps (>= 1.8) | load to first inference (ms, <= 300) |")
-print("|---|---|---|---|---|---|")
-for i, (a, b, c, t) in enumerate(zip(one, l, two, load), 1):
-    print(f"| {i} | {a['median_ms']} | {b['median_ms']} | {a['median_ms']/b['median_ms']:.3f} | {c['fps']/a['fps']:.2f} | {t} |")
-print("\n| round | `sightline detect --threads 2` fps | py_pipeline.py 2 threads fps | ratio (>= 1.2) | frames | max RSS (MB, <= 150) |")
-print("|---|---|---|---|---|---|")
-for i, (dt, p) in enumerate(zip(det, py), 1):
-    frames, secs, rss = int(dt[0]), float(dt[1]), int(dt[2])
-    print(f"| {i} | {frames/secs:.1f} | {p} | {frames/secs/p:.2f} | {frames} | {rss/1024:.0f} |")
+print(f"Machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}, load average {os.getloadavg()[0]:.1f} at the end. "
+      f"{len(rounds)} rounds, each measuring Sightline and every peer back to back.\n")
+print("Single-thread forward pass, median ms (ratios within the round):\n")
+print("| round | Sightline f32 | bf16 | int8 | LiteRT f32 | LiteRT int8 | OpenVINO f32 | OpenVINO bf16 | OpenVINO int8 | f32 / LiteRT f32 | bf16 / OpenVINO bf16 (<= 0.9) | int8 / OpenVINO int8 (<= 0.9) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for r in rounds:
+    f, b, i = (ours(r, p, 1)["median_ms"] for p in ("f32", "bf16", "int8"))
+    lf, li, of, ob, oi = (peer(r, n) for n in ("LiteRT f32", "LiteRT int8", "OpenVINO f32", "OpenVINO bf16", "OpenVINO int8"))
+    print(f"| {r} | {f} | {b} | {i} | {lf} | {li} | {of} | {ob} | {oi} | {f/lf:.2f} | {b/ob:.2f} | {i/oi:.2f} |")
+print("\nTwo workers against one, and model load to first inference:\n")
+print("| round | f32 2-thread / 1-thread fps | bf16 | int8 | load f32 (ms) | load bf16 | load int8 (<= 300) |")
+print("|---|---|---|---|---|---|---|")
+for r in rounds:
+    sc = [ours(r, p, 2)["fps"] / ours(r, p, 1)["fps"] for p in ("f32", "bf16", "int8")]
+    print(f"| {r} | {sc[0]:.2f} | {sc[1]:.2f} | {sc[2]:.2f} | {load(r, 'f32')} | {load(r, 'bf16')} | {load(r, 'int8')} |")
+det = [line.split() for line in open(os.path.join(d, "detect.txt"))]
+det32 = [line.split() for line in open(os.path.join(d, "detect_f32.txt"))]
+py = [float(re.search(r"fps=([\d.]+)", line).group(1)) for line in open(os.path.join(d, "py.txt"))]
+print("\nEnd to end on vtest.avi, 2 workers:\n")
+print("| round | `detect --threads 2` (auto) fps | frames | max RSS (MB) | `--precision f32` fps | f32 max RSS (MB) | py_pipeline.py LiteRT int8 fps | auto / py_pipeline (>= 1.5) |")
+print("|---|---|---|---|---|---|---|---|")
+for r, (a, f, p) in enumerate(zip(det, det32, py), 1):
+    fps, fps32 = int(a[0]) / float(a[1]), int(f[0]) / float(f[1])
+    print(f"| {r} | {fps:.1f} | {a[0]} | {int(a[2])/1024:.0f} | {fps32:.1f} | {int(f[2])/1024:.0f} | {p} | {fps/p:.2f} |")
 print("\n| round | `detect --realtime --fps 300`: records | dropped | median infer (ms) | p99 capture-to-emit (ms) | p99 / one inference (<= 3) |")
 print("|---|---|---|---|---|---|")
-for r in range(1, rounds + 1):
+for r in range(1, nrounds + 1):
     recs = lines(f"fresh{r}.jsonl")
     if not recs:
         print(f"| {r} | 0 | - | - | - | - |"); continue

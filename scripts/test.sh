@@ -3,7 +3,8 @@
 #   1. unit and integration tests: release with -enable-testing (for @testable imports), in their own
 #      scratch path .build-tests/, so they never invalidate the shipped build in .build/;
 #   2. a short bounded run of each libFuzzer harness (scripts/fuzz.sh, in .build-fuzz/);
-#   3. the shipped build (`make install`, Swift runtime linked statically) run with /opt/swift out of reach.
+#   3. the shipped build (`make install`, Swift runtime linked statically) run with /opt/swift out of reach;
+#   4. the VM test: that install under a real systemd with a real V4L2 driver (tests/vm/run.sh).
 # Arguments go to `swift test` (e.g. --filter X) and then only step 1 runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,5 @@ if [ $# -eq 0 ]; then
     # harness; 0 skips them.
     if [ "${SIGHTLINE_FUZZ_SECONDS:-60}" != 0 ]; then timed bash scripts/fuzz.sh "${SIGHTLINE_FUZZ_SECONDS:-60}"; fi
     timed tests/install/no-toolchain.sh
+    timed tests/vm/run.sh
 fi

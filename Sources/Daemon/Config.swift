@@ -13,7 +13,7 @@ public struct DaemonConfig: Sendable, Equatable {
 
     /// Frozen graph (.pb); nil: the bundled default model the CLI resolves.
     public var model: String?
-    /// Label file; nil: the model's sidecar, else COCO.
+    /// Label file; nil: the model's sidecar, else COCO's for a 90-class model, else class_<id>.
     public var labels: String?
     /// Numeric precision of the detector; `auto` picks the fastest this CPU and model are ready for.
     public var precision: PrecisionChoice = .auto

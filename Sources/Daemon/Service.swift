@@ -78,6 +78,7 @@ public final class Service: @unchecked Sendable {
         self.notifier = notifier
         self.logger = logger
         self.model = model
+        for warning in model.warnings { logger.warning("\(warning)") }
         if let warning = model.calibrationWarning { logger.warning("\(warning)") }
         logger.info("precision \(model.precision.precision.rawValue)", metadata: ["reason": "\(model.precision.reason)"])
         if !model.referenceKernels.isEmpty {

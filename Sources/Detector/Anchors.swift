@@ -6,9 +6,23 @@ struct Anchors: Sendable {
     /// Per anchor: y center, x center, height, width (normalized), in the network's output order.
     let centerSize: [SIMD4<Float>]
 
-    /// `gridSizes` are the heads' feature-map sizes (height, width), `perCell` their anchors per cell.
-    init(settings: ModelSettings, gridSizes: [(height: Int, width: Int)], perCell: [Int]) throws(ModelError) {
+    /// The anchors of `spec`'s heads.
+    init(settings: ModelSettings, spec: NetworkSpec) throws(ModelError) {
+        try self.init(settings: settings,
+                      gridSizes: spec.heads.map { (spec.tensors[$0.boxEncodings].height, spec.tensors[$0.boxEncodings].width) },
+                      perCell: spec.heads.map(\.anchorsPerCell), inputHeight: spec.input.height, inputWidth: spec.input.width)
+    }
+
+    /// `gridSizes` are the heads' feature-map sizes (height, width), `perCell` their anchors per cell,
+    /// `inputHeight` and `inputWidth` the network input's size.
+    init(settings: ModelSettings, gridSizes: [(height: Int, width: Int)], perCell: [Int],
+         inputHeight: Int, inputWidth: Int) throws(ModelError) {
         let layers = gridSizes.count
+        // A non-square input shrinks the base anchor along its longer side, so that an anchor of aspect
+        // ratio 1 is square in pixels: base * min(H, W) / H tall and base * min(H, W) / W wide.
+        let shortSide = Float(min(inputHeight, inputWidth))
+        let baseHeight = shortSide / Float(inputHeight) * settings.baseAnchorSize[0]
+        let baseWidth = shortSide / Float(inputWidth) * settings.baseAnchorSize[1]
         var scales = (0..<layers).map { i -> Float in
             layers == 1 ? settings.minScale
                 : Float(Double(settings.minScale) + Double(settings.maxScale - settings.minScale) * Double(i) / Double(layers - 1))
@@ -38,7 +52,7 @@ struct Anchors: Sendable {
                     let centerX = Float(x) * strideX + offsetX
                     for spec in specs {
                         let ratioSqrt = spec.aspect.squareRoot()
-                        let height = spec.scale / ratioSqrt, width = spec.scale * ratioSqrt
+                        let height = spec.scale / ratioSqrt * baseHeight, width = spec.scale * ratioSqrt * baseWidth
                         // Round-trip through corners exactly as the graph does, so decoding matches to the bit.
                         let ymin = centerY - 0.5 * height, xmin = centerX - 0.5 * width
                         let ymax = centerY + 0.5 * height, xmax = centerX + 0.5 * width

@@ -26,6 +26,8 @@ struct GraphDef {
         case bool(Bool)
         case ints([Int])
         case tensor(Tensor)
+        /// A `TensorShapeProto`; -1 for an unknown dimension.
+        case shape([Int])
         case other
     }
 
@@ -115,6 +117,7 @@ struct GraphDef {
             case (3, .varint(let i)): value = .int(Int(truncatingIfNeeded: i))
             case (4, .fixed32(let f)): value = .float(Float(bitPattern: f))
             case (5, .varint(let b)): value = .bool(b != 0)
+            case (7, .bytes(let b)): value = .shape(try parseShape(b))
             case (8, .bytes(let b)): value = .tensor(try parseTensor(b))
             default: break
             }

@@ -1,14 +1,31 @@
 import Foundation
 
-/// Maps a TF Object Detection API frozen graph of an SSD with a MobileNetV2 feature extractor and
-/// SSDLite box predictors onto a `NetworkSpec`. It walks back from the box-predictor outputs
-/// (`concat`, `concat_1`) to the preprocessor output, so the graph's own pre- and post-processing
-/// subgraphs are never interpreted; any other op on that path is refused by name.
+/// Maps a TF Object Detection API frozen graph of an SSD or SSDLite detector on a MobileNetV1 or
+/// MobileNetV2 feature extractor onto a `NetworkSpec`. The preprocessor is found by walking forward from
+/// the image input to the first convolution, whatever order the exporter put its resize and normalisation
+/// in; the network is then mapped walking back from the box-predictor outputs (`concat`, `concat_1`), so the
+/// graph's post-processing is never interpreted. A graph outside that family is refused naming the first
+/// node, walking from the input, that does not belong to it.
 struct GraphImporter {
-    static let inputNode = "Preprocessor/sub"
     static let boxOutputNode = "concat"
     static let classOutputNode = "concat_1"
-    static let resizeSizeNode = "Preprocessor/map/while/ResizeImage/stack"
+    /// What the importer runs, for messages about graphs it refuses.
+    static let supportedFamily = "supported are SSD and SSDLite detectors on MobileNetV1 and MobileNetV2 "
+        + "(TF Object Detection API frozen graphs, any depth multiplier, input size and class count)"
+
+    /// Ops the exporters put between the image and the network: casts, the batch map (a while loop over
+    /// TensorArrays, or an unstack/stack for a static batch), the bilinear resize and the normalisation.
+    static let preprocessorOps: Set<String> = [
+        "Cast", "ToFloat", "Identity", "Mul", "Sub", "Add", "AddV2", "ResizeBilinear", "ExpandDims", "Squeeze",
+        "Unpack", "Pack", "Enter", "Merge", "Switch", "Exit", "NextIteration",
+        "TensorArrayV3", "TensorArrayScatterV3", "TensorArrayReadV3", "TensorArrayWriteV3", "TensorArrayGatherV3",
+    ]
+    /// Ops that read only a tensor's shape, not its values: a walk along values does not follow them.
+    static let shapeOps: Set<String> = ["Shape", "ShapeN", "Size", "Rank", "TensorArraySizeV3"]
+    /// Ops of the feature extractor and box predictor layers.
+    static let networkOps: Set<String> = [
+        "Identity", "Conv2D", "DepthwiseConv2dNative", "BiasAdd", "FusedBatchNorm", "FusedBatchNormV3", "Relu6", "Add", "AddV2",
+    ]
 
     /// What a detection network may ask for, so a hostile graph is refused before anything is allocated.
     enum Limits {
@@ -22,6 +39,8 @@ struct GraphImporter {
     }
 
     private let graph: GraphDef
+    /// The node whose output is the network input (the preprocessor's last).
+    private let inputNode: String
     /// Node name -> names of the nodes reading its output.
     private var consumers: [String: [String]] = [:]
     private var spec: NetworkSpec
@@ -40,22 +59,20 @@ struct GraphImporter {
     private init(_ graph: GraphDef) throws(ModelError) {
         self.graph = graph
         for node in graph.nodes {
-            for input in node.inputs { consumers[Self.nodeName(input), default: []].append(node.name) }
+            for input in node.inputs where !input.hasPrefix("^") { consumers[Self.nodeName(input), default: []].append(node.name) }
         }
-        guard let size = graph.byName[Self.resizeSizeNode], case .tensor(let t)? = size.attrs["value"], t.ints.count == 2 else {
-            throw .notSSD("no preprocessor resize node '\(Self.resizeSizeNode)' giving the input size")
-        }
-        let (height, width) = (t.ints[0], t.ints[1])
+        let preprocessor = try Self.preprocessor(of: graph, consumers: consumers)
+        let (height, width) = preprocessor.size
         guard Limits.inputSide.contains(height), Limits.inputSide.contains(width) else {
-            throw .notSSD("input size \(height)x\(width) ('\(Self.resizeSizeNode)') is outside \(Limits.inputSide.lowerBound)...\(Limits.inputSide.upperBound) per side")
+            throw .notSSD("input size \(height)x\(width) (\(preprocessor.sizeSource)) is outside \(Limits.inputSide.lowerBound)...\(Limits.inputSide.upperBound) per side")
         }
-        guard graph.byName[Self.inputNode] != nil else { throw .notSSD("no preprocessor output node '\(Self.inputNode)'") }
+        inputNode = preprocessor.output
         spec = NetworkSpec(tensors: [.init(height: height, width: width, channels: 3)], convolutions: [], heads: [],
-                           classesWithBackground: 0, inputScale: 2.0 / 255.0, inputOffset: -1.0)
+                           classesWithBackground: 0, inputScale: preprocessor.scale, inputOffset: preprocessor.offset)
     }
 
     private mutating func run() throws(ModelError) -> NetworkSpec {
-        try readPreprocessorConstants()
+        try checkNetworkOps()
         let boxParts = try headInputs(Self.boxOutputNode)
         let classParts = try headInputs(Self.classOutputNode)
         guard boxParts.count == classParts.count else {
@@ -85,17 +102,121 @@ struct GraphImporter {
         return spec
     }
 
-    /// `Preprocessor/mul` and `Preprocessor/sub` hold the input normalisation (2/255 and 1 in the reference graphs).
-    private mutating func readPreprocessorConstants() throws(ModelError) {
-        guard let sub = graph.byName[Self.inputNode], sub.op == "Sub", sub.inputs.count == 2,
-              let mul = graph.byName[Self.nodeName(sub.inputs[0])], mul.op == "Mul",
-              let offset = constant(sub.inputs[1])?.floats.first,
-              let scale = mul.inputs.compactMap({ constant($0)?.floats.first }).first
-        else {
-            throw .notSSD("preprocessor is not the expected x * scale - offset ('\(Self.inputNode)')")
+    /// What the graph does to an image before its first convolution.
+    struct Preprocessor {
+        /// The node whose output is the network input.
+        var output: String
+        var size: (height: Int, width: Int)
+        /// Where `size` was read, for messages.
+        var sizeSource: String
+        /// The normalisation `x * scale + offset`.
+        var scale: Float = 1, offset: Float = 0
+    }
+
+    /// Walks forward along values from the image input (the `image_tensor` Placeholder, or the only one)
+    /// to the first convolution, reading the resize size and the normalisation on the way. Resizing is
+    /// linear, so it commutes with the normalisation: either order gives the same network input.
+    static func preprocessor(of graph: GraphDef, consumers: [String: [String]]) throws(ModelError) -> Preprocessor {
+        let placeholders = graph.nodes.filter { $0.op == "Placeholder" }
+        guard let image = graph.byName["image_tensor"].flatMap({ $0.op == "Placeholder" ? $0 : nil })
+                ?? (placeholders.count == 1 ? placeholders[0] : nil) else {
+            throw .notSSD(placeholders.isEmpty ? "no image input (a Placeholder)"
+                          : "no image input named 'image_tensor' among \(placeholders.count) Placeholders")
         }
-        spec.inputScale = scale
-        spec.inputOffset = -offset
+        var queue = [image.name], next = 0
+        var seen: Set<String> = [image.name]
+        var output: String?
+        /// Identity node -> the node whose value it passes on.
+        var passedOn: [String: String] = [:]
+        var resizes: [GraphDef.Node] = [], normalisation: [GraphDef.Node] = []
+        while next < queue.count {
+            let name = queue[next]
+            next += 1
+            for reader in consumers[name, default: []] {
+                guard let node = graph.byName[reader], !shapeOps.contains(node.op) else { continue }
+                if node.op == "Conv2D" || node.op == "DepthwiseConv2dNative" {
+                    // The network starts where a convolution reads the preprocessed image as its input (a filter
+                    // computed from the image is refused when the convolution is mapped).
+                    guard node.inputs.first.map(nodeName) == name else { continue }
+                    let source = passedOn[name] ?? name
+                    if output == nil { output = source }
+                    guard output == source else {
+                        throw .unsupported(node: node.name, op: node.op, reason: "reads '\(source)', while the network starts at '\(output ?? "")'; \(supportedFamily)")
+                    }
+                    continue
+                }
+                guard seen.insert(reader).inserted else { continue }
+                guard preprocessorOps.contains(node.op) else {
+                    throw .unsupported(node: node.name, op: node.op, reason: "is not part of an SSD preprocessor (resize and normalise); \(supportedFamily)")
+                }
+                switch node.op {
+                case "ResizeBilinear": resizes.append(node)
+                case "Mul", "Sub", "Add", "AddV2": normalisation.append(node)
+                case "Identity": passedOn[reader] = passedOn[name] ?? name
+                default: break
+                }
+                queue.append(reader)
+            }
+        }
+        guard let output else { throw .notSSD("no convolution reads the image input '\(image.name)'") }
+        var preprocessor: Preprocessor
+        switch resizes.count {
+        case 0:
+            guard case .shape(let shape)? = image.attrs["shape"], shape.count == 4, shape[1] > 0, shape[2] > 0 else {
+                throw .notSSD("no resize node and no fixed height and width in the shape of '\(image.name)', so the input size is unknown")
+            }
+            preprocessor = Preprocessor(output: output, size: (shape[1], shape[2]), sizeSource: "the shape of '\(image.name)'")
+        case 1:
+            let resize = resizes[0]
+            for flag in ["align_corners", "half_pixel_centers"] {
+                if case .bool(true)? = resize.attrs[flag] {
+                    throw .unsupported(node: resize.name, op: resize.op, reason: "resizes with \(flag), which the detector does not reproduce")
+                }
+            }
+            guard resize.inputs.count == 2, let size = constant(resize.inputs[1], in: graph), size.ints.count == 2 else {
+                throw .unsupported(node: resize.name, op: resize.op, reason: "has no constant output size")
+            }
+            preprocessor = Preprocessor(output: output, size: (size.ints[0], size.ints[1]), sizeSource: "'\(nodeName(resize.inputs[1]))'")
+        default:
+            throw .unsupported(node: resizes[1].name, op: resizes[1].op, reason: "resizes the image a second time (after '\(resizes[0].name)')")
+        }
+        // The normalisation, in the order the values flow: x * scale, then +/- a constant.
+        for node in normalisation {
+            guard node.inputs.count == 2 else { throw .unsupported(node: node.name, op: node.op, reason: "has \(node.inputs.count) inputs, needs 2") }
+            let constants = node.inputs.map { constant($0, in: graph).flatMap { $0.floats.count == 1 ? $0.floats[0] : nil } }
+            guard let c = constants[1] ?? constants[0], (constants[0] == nil) != (constants[1] == nil) else {
+                throw .unsupported(node: node.name, op: node.op, reason: "is not the preprocessor's x * scale + offset with constant scalars")
+            }
+            switch node.op {
+            case "Mul" where preprocessor.scale == 1 && preprocessor.offset == 0: preprocessor.scale = c
+            case "Sub" where constants[1] != nil && preprocessor.offset == 0: preprocessor.offset = -c
+            case "Add" where preprocessor.offset == 0, "AddV2" where preprocessor.offset == 0: preprocessor.offset = c
+            default:
+                throw .unsupported(node: node.name, op: node.op, reason: "is not the preprocessor's x * scale + offset with constant scalars")
+            }
+        }
+        return preprocessor
+    }
+
+    /// Walks forward along values from the network input to the box predictors' `Reshape`s, refusing the first
+    /// node whose op is not a layer of the supported networks (before mapping anything, so the message names the
+    /// earliest node that does not fit rather than one the backward mapping happens to reach first).
+    private func checkNetworkOps() throws(ModelError) {
+        var queue = [inputNode], next = 0
+        var seen: Set<String> = [inputNode]
+        while next < queue.count {
+            let name = queue[next]
+            next += 1
+            for reader in consumers[name, default: []] {
+                guard let node = graph.byName[reader], !Self.shapeOps.contains(node.op), node.op != "Reshape",
+                      seen.insert(reader).inserted else { continue }
+                let residualAdd = (node.op != "Add" && node.op != "AddV2") || node.inputs.allSatisfy { constant($0) == nil }
+                guard Self.networkOps.contains(node.op), residualAdd else {
+                    throw .unsupported(node: node.name, op: node.op, reason: "is not a layer of an SSD or SSDLite MobileNetV1/V2 network; \(Self.supportedFamily)")
+                }
+                queue.append(reader)
+            }
+        }
     }
 
     /// The per-layer inputs of a box-predictor concat, each a `Reshape` of a head convolution.
@@ -122,13 +243,13 @@ struct GraphImporter {
         var path = [Self.nodeName(input)]
         var onPath: Set<String> = [path[0]]
         while let name = path.last {
-            if name == Self.inputNode || mapped[name] != nil {
+            if name == inputNode || mapped[name] != nil {
                 path.removeLast()
                 onPath.remove(name)
                 continue
             }
             guard let node = graph.byName[name] else { throw .malformed("node '\(name)' is referenced but missing") }
-            let pending = try Self.tensorInputs(of: node).map(Self.nodeName).first { $0 != Self.inputNode && mapped[$0] == nil }
+            let pending = try Self.tensorInputs(of: node).map(Self.nodeName).first { $0 != inputNode && mapped[$0] == nil }
             if let pending {
                 guard onPath.insert(pending).inserted else {
                     throw .malformed("node '\(pending)' depends on its own output (through '\(name)')")
@@ -149,7 +270,7 @@ struct GraphImporter {
         case "Conv2D", "DepthwiseConv2dNative", "BiasAdd": (needed, mappedInputs) = (2, 1)
         case "FusedBatchNorm", "FusedBatchNormV3": (needed, mappedInputs) = (5, 1)
         case "Add", "AddV2": (needed, mappedInputs) = (2, 2)
-        default: throw .unsupported(node: node.name, op: node.op, reason: "cannot be mapped to an SSDLite-MobileNetV2 layer")
+        default: throw .unsupported(node: node.name, op: node.op, reason: "is not a layer of an SSD or SSDLite MobileNetV1/V2 network; \(supportedFamily)")
         }
         guard node.inputs.count >= needed else {
             throw .unsupported(node: node.name, op: node.op, reason: "has \(node.inputs.count) inputs, needs \(needed)")
@@ -160,7 +281,7 @@ struct GraphImporter {
     /// The tensor of an input already mapped by `tensor(for:)`.
     private func resolved(_ input: String) throws(ModelError) -> Int {
         let name = Self.nodeName(input)
-        if name == Self.inputNode { return 0 }
+        if name == inputNode { return 0 }
         guard let tensor = mapped[name] else { throw .malformed("node '\(name)' was not mapped before its readers") }
         return tensor
     }
@@ -190,7 +311,7 @@ struct GraphImporter {
         case "Add", "AddV2":
             return try addResidual(node)
         default:
-            throw .unsupported(node: node.name, op: node.op, reason: "cannot be mapped to an SSDLite-MobileNetV2 layer")
+            throw .unsupported(node: node.name, op: node.op, reason: "is not a layer of an SSD or SSDLite MobileNetV1/V2 network; \(Self.supportedFamily)")
         }
     }
 
@@ -326,13 +447,15 @@ struct GraphImporter {
     }
 
     /// The value of a `Const`, looking through `Identity` nodes; nil for anything else (or an Identity cycle).
-    private func constant(_ input: String) -> GraphDef.Tensor? {
-        var name = Self.nodeName(input)
+    private func constant(_ input: String) -> GraphDef.Tensor? { Self.constant(input, in: graph) }
+
+    static func constant(_ input: String, in graph: GraphDef) -> GraphDef.Tensor? {
+        var name = nodeName(input)
         var seen: Set<String> = []
         while seen.insert(name).inserted, let node = graph.byName[name] {
             if node.op == "Const", case .tensor(let t)? = node.attrs["value"] { return t }
             guard node.op == "Identity", let next = node.inputs.first else { return nil }
-            name = Self.nodeName(next)
+            name = nodeName(next)
         }
         return nil
     }

@@ -52,6 +52,9 @@ public struct Labels: Sendable, Equatable {
         return Labels(names: names)
     }
 
+    /// Classes of a COCO-trained graph (ids 1...90, ten of them unused).
+    public static let cocoClassCount = 90
+
     /// COCO's label map as the TF Object Detection API ships it (`mscoco_label_map.pbtxt`): 80 names over ids 1...90.
     public static let coco = Labels(names: [
         1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 5: "airplane", 6: "bus", 7: "train", 8: "truck", 9: "boat",

@@ -14,6 +14,8 @@ public final class Model: Sendable {
     public let classCount: Int
     public let anchorCount: Int
     public let multiplyAccumulates: Int
+    /// Problems that do not stop the model from running (labels that do not fit its classes), for the log.
+    public let warnings: [String]
     /// The precision the network was compiled in, and why it was chosen.
     public let precision: PrecisionSelection
     /// Under `auto`: why a calibration file beside the model was not used (it is wrong for this model).
@@ -34,8 +36,8 @@ public final class Model: Sendable {
     static let maximumFileSize = 1 << 30
 
     /// Loads a frozen graph and compiles it in `precision` (`auto`: see `PrecisionChoice.select`).
-    /// Labels come from `labelsPath` if given, else the sidecar, else COCO's. int8 reads activation ranges from
-    /// `calibrationPath`, by default `Calibration.path(forModel:)`.
+    /// Labels come from `labelsPath` if given, else the sidecar, else COCO's for a 90-class graph, else `class_<id>`
+    /// (with a warning). int8 reads activation ranges from `calibrationPath`, by default `Calibration.path(forModel:)`.
     public init(path: String, labelsPath: String? = nil, precision choice: PrecisionChoice = .f32,
                 calibrationPath: String? = nil) throws(ModelError) {
         self.path = path
@@ -57,14 +59,13 @@ public final class Model: Sendable {
             throw .unreadable(path: path, reason: error.description)
         }
         settings = try ModelSettings.forModel(at: path)
-        if let labelsPath {
-            labels = try Labels.load(path: labelsPath)
-        } else {
-            labels = settings.labels.map(Labels.init(names:)) ?? .coco
-        }
-        anchors = try Anchors(settings: settings,
-                              gridSizes: spec.heads.map { (spec.tensors[$0.boxEncodings].height, spec.tensors[$0.boxEncodings].width) },
-                              perCell: spec.heads.map(\.anchorsPerCell))
+        classCount = spec.classesWithBackground - 1
+        let source = labelsPath.map { "label file \($0)" } ?? "the sidecar's 'labels'"
+        let (labels, warning) = Self.labels(file: try labelsPath.map(Labels.load(path:)), sidecar: settings.labels, source: source,
+                                            classCount: classCount)
+        self.labels = labels
+        warnings = warning.map { [$0] } ?? []
+        anchors = try Anchors(settings: settings, spec: spec)
         fingerprint = Calibration.fingerprint(data)
         let calibrationPath = calibrationPath ?? Calibration.path(forModel: path)
         let calibrationFound = choice == .auto || choice == .int8 ? FileManager.default.fileExists(atPath: calibrationPath) : false
@@ -111,9 +112,23 @@ public final class Model: Sendable {
         calibrationWarning = choice == .auto ? calibrationProblem.map { "\($0); using \(selection.precision)" } : nil
         inputWidth = spec.input.width
         inputHeight = spec.input.height
-        classCount = spec.classesWithBackground - 1
         anchorCount = spec.anchorCount
         multiplyAccumulates = spec.multiplyAccumulates
+    }
+
+    /// The labels for a graph of `classCount` classes, and a warning where they may be wrong: a label map
+    /// (`file`, else `sidecar`) that does not end at the graph's last class id, or none at all for a graph
+    /// that is not COCO's 90 classes (its classes are then named `class_<id>` rather than given COCO's names).
+    static func labels(file: Labels?, sidecar: [Int: String]?, source: String, classCount: Int) -> (Labels, String?) {
+        guard let labels = file ?? sidecar.map(Labels.init(names:)) else {
+            if classCount == Labels.cocoClassCount { return (.coco, nil) }
+            return (Labels(names: [:]), "the model has no labels and \(classCount) classes, not COCO's \(Labels.cocoClassCount): "
+                    + "its classes are named class_1...class_\(classCount); give a label file or 'labels' in the model's sidecar")
+        }
+        let highest = labels.names.keys.max() ?? 0
+        guard highest != classCount else { return (labels, nil) }
+        return (labels, "\(source) names classes up to id \(highest) but the model predicts \(classCount) classes"
+                + (highest > classCount ? " (ids above \(classCount) never occur)" : " (ids above \(highest) are named class_<id>)"))
     }
 
     public func makeDetector() throws(ModelError) -> Detector { try Detector(model: self) }

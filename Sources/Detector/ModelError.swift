@@ -15,7 +15,7 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
         case .unreadable(let path, let reason): "cannot read model \(path): \(reason)"
         case .malformed(let reason): "malformed model: \(reason)"
         case .unsupported(let node, let op, let reason): "unsupported model: node '\(node)' (op \(op)) \(reason)"
-        case .notSSD(let reason): "not an SSD MobileNetV2 detection graph: \(reason)"
+        case .notSSD(let reason): "not an SSD or SSDLite MobileNetV1/V2 detection graph: \(reason)"
         case .sidecar(let path, let reason): "bad model settings file \(path): \(reason)"
         case .labels(let path, let reason): "cannot read labels \(path): \(reason)"
         case .engine(let reason): "inference engine: \(reason)"

@@ -4,11 +4,14 @@ import Foundation
 /// box coding, non-max suppression and label names. Defaults are those of `ssdlite_mobilenet_v2_coco`;
 /// a JSON sidecar next to the model (`model.json` beside `model.pb`) may override any of them.
 public struct ModelSettings: Sendable, Equatable {
+
     public var minScale: Float = 0.2
     public var maxScale: Float = 0.95
     public var aspectRatios: [Float] = [1.0, 2.0, 0.5, 3.0, 0.3333]
     public var interpolatedScaleAspectRatio: Float = 1.0
     public var reduceBoxesInLowestLayer = true
+    /// The anchor generator's `base_anchor_size` as [height, width], before the non-square input correction.
+    public var baseAnchorSize: SIMD2<Float> = [1.0, 1.0]
     /// ty, tx, th, tw divisors of the Faster R-CNN box coder.
     public var boxScaleFactors: [Float] = [10, 10, 5, 5]
     /// Candidates at or below this score never enter non-max suppression.
@@ -87,6 +90,10 @@ public struct ModelSettings: Sendable, Equatable {
                 case "aspect_ratios": settings.aspectRatios = try numbers(key)
                 case "interpolated_scale_aspect_ratio": settings.interpolatedScaleAspectRatio = try decode(key, as: Float.self, "a number")
                 case "reduce_boxes_in_lowest_layer": settings.reduceBoxesInLowestLayer = try decode(key, as: Bool.self, "true or false")
+                case "base_anchor_size":
+                    let size = try numbers(key, count: 2)
+                    guard size.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw Problem(reason: "'base_anchor_size' must be two positive numbers (height, width)") }
+                    settings.baseAnchorSize = SIMD2(size[0], size[1])
                 case "box_scale_factors": settings.boxScaleFactors = try numbers(key, count: 4)
                 case "nms_score_threshold": settings.nmsScoreThreshold = try decode(key, as: Float.self, "a number")
                 case "nms_iou_threshold": settings.nmsIoUThreshold = try decode(key, as: Float.self, "a number")

@@ -14,7 +14,7 @@ struct Detect: ParsableCommand {
     @Option(help: "Frozen graph (.pb) of an SSD MobileNetV2 model.")
     var model: String = ModelLocation.defaultModel
 
-    @Option(help: "Label file: a TF label_map.pbtxt or one name per line (default: the model's sidecar, else COCO).")
+    @Option(help: "Label file: a TF label_map.pbtxt or one name per line (default: the model's sidecar, else COCO's for a 90-class model, else class_<id>).")
     var labels: String?
 
     @Option(help: "Numeric precision: auto (the fastest this CPU and model are ready for), f32, bf16 or int8.")
@@ -73,7 +73,7 @@ struct Detect: ParsableCommand {
         let threads = workerThreads(threads)
         let loaded = try failingCleanly { try Model(path: model, labelsPath: labels, precision: precision) }
         if let warning = loaded.calibrationWarning { reportError("WARNING: \(warning)") }
-        warnAboutReferenceKernels(loaded)
+        reportModelWarnings(loaded)
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
         let done = DispatchSemaphore(value: 0)
@@ -194,7 +194,8 @@ struct CommandError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-func warnAboutReferenceKernels(_ model: Model) {
+func reportModelWarnings(_ model: Model) {
+    for warning in model.warnings { reportError("WARNING: \(warning)") }
     let slow = model.referenceKernels
     guard !slow.isEmpty else { return }
     reportError("WARNING: \(slow.count) layer(s) run on oneDNN's reference kernels, about 100x slower: \(slow.joined(separator: "; "))")

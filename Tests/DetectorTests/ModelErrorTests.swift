@@ -43,7 +43,7 @@ final class ModelErrorTests: XCTestCase {
         let node: [UInt8] = [0x0a, 0x01, 0x78, 0x12, 0x0b] + Array("Placeholder".utf8)
         let path = try writeTemp(Data([0x0a, UInt8(node.count)] + node), name: "placeholder.pb")
         let message = loadError(path)
-        XCTAssertTrue(message.contains("not an SSD MobileNetV2 detection graph"), message)
+        XCTAssertTrue(message.contains("not an SSD or SSDLite MobileNetV1/V2 detection graph"), message)
     }
 
     func testUnmappableOpIsNamedWithItsNode() throws {
@@ -79,6 +79,7 @@ final class ModelErrorTests: XCTestCase {
             "input-size-zero.pb": "input size 0x0",
             "input-size-absurd.pb": "input size 100000x100000",
             "identity-feeds-itself.pb": "node 'Box/loop' depends on its own output",
+            "hard-swish-near-input.pb": "node 'hs/add' (op AddV2) is not a layer of an SSD or SSDLite MobileNetV1/V2 network; supported are",
             "identity-cycle.pb": "depends on its own output",
         ]
         for (file, fragment) in expected {

@@ -9,7 +9,7 @@ final class PostprocessorTests: XCTestCase {
     let classes = 3
 
     override func setUpWithError() throws {
-        anchors = try Anchors(settings: ModelSettings(), gridSizes: [(2, 2)], perCell: [3])
+        anchors = try Anchors(settings: ModelSettings(), gridSizes: [(2, 2)], perCell: [3], inputHeight: 300, inputWidth: 300)
     }
 
     func makePost(_ settings: ModelSettings = ModelSettings()) -> Postprocessor {

@@ -154,6 +154,14 @@ final class DetectCommandTests: XCTestCase {
         }
     }
 
+    /// A graph outside the supported family (a hard-swish after the first convolution, as SSDLite-MobileNetV3 starts)
+    /// is refused naming its first unsupported node walking from the input, its op and what is supported.
+    func testModelOutsideTheFamilyNamesItsFirstUnsupportedNode() throws {
+        let path = TestPaths.repoRoot.appendingPathComponent("fuzz/corpus/model/hard-swish-near-input.pb").path
+        try assertFailsCleanly(["detect", "--model", path, TestPaths.media("messi5.jpg")],
+                               mentioning: ["node 'hs/add' (op AddV2)", "supported are SSD and SSDLite detectors on MobileNetV1 and MobileNetV2"])
+    }
+
     func testTruncatedModel() throws {
         let whole = try Data(contentsOf: URL(fileURLWithPath: TestPaths.model))
         let path = try TestPaths.temporaryDirectory().appendingPathComponent("cut.pb").path

@@ -7,9 +7,7 @@ import Foundation
 public func fuzzModel(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let data = Data(bytes: bytes, count: count)
     guard let graph = try? GraphDef(data: data), let spec = try? GraphImporter.importNetwork(graph) else { return 0 }
-    _ = try? Anchors(settings: ModelSettings(),
-                     gridSizes: spec.heads.map { (spec.tensors[$0.boxEncodings].height, spec.tensors[$0.boxEncodings].width) },
-                     perCell: spec.heads.map(\.anchorsPerCell))
+    _ = try? Anchors(settings: ModelSettings(), spec: spec)
     _ = spec.multiplyAccumulates
     return 0
 }
