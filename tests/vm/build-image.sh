@@ -21,7 +21,8 @@ mirror() {
                    /^URIs:/{ print $2; exit }' "$f" | grep -v -- '-security' | head -n1) || true
         [ -n "$url" ] && { echo "${url%/}"; return; }
     done
-    echo http://deb.debian.org/debian
+    echo "vm: no Debian archive found in this machine's apt sources (/etc/apt/sources.list*)" >&2
+    return 1
 }
 MIRROR=$(mirror)
 KEY=$( { cat "$0"; echo "$MIRROR"; } | sha256sum | cut -c1-12)
