@@ -419,13 +419,14 @@ public final class SocketServer: @unchecked Sendable {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             Self.setNonBlocking(fd)
             guard active.count < subscriberLimit else {
+                // Counted before the client can see its end, so whoever saw the refusal sees it counted.
+                lock.lock()
+                refusedCount += 1
+                lock.unlock()
                 // A fresh socket's buffer is empty: the record goes out whole, or not at all.
                 let refusal = Self.errorRecord(reason: "too many subscribers", extra: { $0.field("limit", self.subscriberLimit) })
                 _ = refusal.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
                 Glibc.close(fd)
-                lock.lock()
-                refusedCount += 1
-                lock.unlock()
                 continue
             }
             var sendBuffer = Self.kernelSendBuffer
