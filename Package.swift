@@ -23,13 +23,14 @@ let package = Package(
         .target(name: "FrameRing", dependencies: ["Capture"]),
         .target(name: "Detector", dependencies: ["CDNNL", "Capture"]),
         .target(name: "Sink", dependencies: ["Detector"]),
+        .target(name: "Annotate", dependencies: ["CFFmpeg", "Capture", "Detector"]),
         .target(name: "Daemon", dependencies: [
             "Capture", "FrameRing", "Detector", "Sink",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "sightline", dependencies: [
-            "Daemon", "Detector", "Capture", "Sink",
+            "Daemon", "Detector", "Capture", "Sink", "Annotate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -38,6 +39,7 @@ let package = Package(
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Capture"]),
+        .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Detector"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),

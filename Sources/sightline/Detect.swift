@@ -47,6 +47,10 @@ struct Detect: ParsableCommand {
     @Option(help: "V4L2 cameras: capture frame rate (default: up to 30).")
     var captureFps: Double?
 
+    @Option(help: ArgumentHelp("Also write every frame with detections, its boxes, labels and scores drawn, as a JPEG into this directory (created if missing).",
+                               valueName: "dir"))
+    var annotate: String?
+
     @Argument(help: "Video files, images, directories of images, image sequences (img%03d.png), stream URLs or V4L2 devices.")
     var inputs: [String]
 
@@ -77,8 +81,17 @@ struct Detect: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
         let done = DispatchSemaphore(value: 0)
+        let names = inputs.map(Redaction.redactingPasswords)
+        // Enough copies for every frame a lane can have in flight: its ring, and one per worker.
+        let annotated = try annotate.map { directory in
+            try failingCleanly { try AnnotatedFrames(directory: directory, inputs: names,
+                                                      copiesHeld: names.count * ((ringCapacity ?? 2 * threads + 2) + threads + 2)) }
+        }
+        var tap: Pipeline.FrameTap?
+        if let annotated { tap = { frame, detections in annotated.keep(frame, detections: detections) } }
         let pipeline = try failingCleanly {
-            try Pipeline(model: loaded, threads: threads, thresholds: Thresholds(defaultScore: threshold)) { record in
+            try Pipeline(model: loaded, threads: threads, thresholds: Thresholds(defaultScore: threshold), frameTap: tap) { record in
+                annotated?.write(record)
                 output.write(record.jsonLine())
                 // The reader went away (e.g. `| head`): nothing more is wanted, even from a live stream.
                 if output.isClosed { done.signal() }
@@ -113,6 +126,10 @@ struct Detect: ParsableCommand {
             return
         }
         for failure in pipeline.sourceFailures {
+            reportError(failure)
+            failed = true
+        }
+        if let failure = annotated?.failure {
             reportError(failure)
             failed = true
         }
