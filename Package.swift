@@ -23,6 +23,7 @@ let package = Package(
         .target(name: "FrameRing", dependencies: ["Capture"]),
         .target(name: "Detector", dependencies: ["CDNNL", "Capture"]),
         .target(name: "Sink", dependencies: ["Detector"]),
+        .target(name: "Tracking", dependencies: ["Detector", "Sink"]),
         .target(name: "Annotate", dependencies: ["CFFmpeg", "Capture", "Detector"]),
         .target(name: "Daemon", dependencies: [
             "Capture", "FrameRing", "Detector", "Sink",
@@ -30,7 +31,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "sightline", dependencies: [
-            "Daemon", "Detector", "Capture", "Sink", "Annotate",
+            "Daemon", "Detector", "Capture", "Sink", "Tracking", "Annotate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -41,6 +42,7 @@ let package = Package(
         .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Capture"]),
         .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Detector"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
+        .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Detector"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]

@@ -17,21 +17,20 @@ public enum Annotator {
     ]
 
     /// What a box of `detection` says, e.g. `person 0.87 #12`.
-    public static func caption(_ detection: Detection, trackID: Int? = nil) -> String {
+    public static func caption(_ detection: Detection) -> String {
         let score = Int((detection.score * 100).rounded())
         let scoreText = score >= 100 ? "1.00" : "0.\(score < 10 ? "0" : "")\(score)"
-        return "\(detection.label) \(scoreText)" + (trackID.map { " #\($0)" } ?? "")
+        return "\(detection.label) \(scoreText)" + (detection.trackID.map { " #\($0)" } ?? "")
     }
 
     /// Outline thickness for a frame `width` pixels wide: 2 px up to 640, thicker for larger frames.
     public static func lineWidth(frameWidth width: Int) -> Int { max(2, width / 320) }
 
-    /// Draws every detection (`trackIDs[i]` belongs to `detections[i]`, when given) onto `pixels`.
-    public static func draw(_ detections: [Detection], trackIDs: [Int?] = [], on pixels: PixelBuffer) {
-        for (index, detection) in detections.enumerated() {
-            let trackID = index < trackIDs.count ? trackIDs[index] : nil
-            let color = palette[(trackID ?? detection.classID) & (palette.count - 1)]
-            drawBox(detection, color: color, caption: caption(detection, trackID: trackID), on: pixels)
+    /// Draws every detection onto `pixels`; one with a track id keeps its colour across frames.
+    public static func draw(_ detections: [Detection], on pixels: PixelBuffer) {
+        for detection in detections {
+            let color = palette[(detection.trackID ?? detection.classID) & (palette.count - 1)]
+            drawBox(detection, color: color, caption: caption(detection), on: pixels)
         }
     }
 

@@ -94,13 +94,17 @@ final class AnnotatorTests: XCTestCase {
 
     func testCaptionsNameLabelScoreAndTrack() {
         XCTAssertEqual(Annotator.caption(person(0, 0, 1, 1, score: 0.874)), "person 0.87")
-        XCTAssertEqual(Annotator.caption(person(0, 0, 1, 1, score: 0.05), trackID: 12), "person 0.05 #12")
+        var tracked = person(0, 0, 1, 1, score: 0.05)
+        tracked.trackID = 12
+        XCTAssertEqual(Annotator.caption(tracked), "person 0.05 #12")
         XCTAssertEqual(Annotator.caption(person(0, 0, 1, 1, score: 1)), "person 1.00")
     }
 
     func testTrackIDPicksTheColour() throws {
         let pixels = greyFrame(width: 64, height: 48)
-        Annotator.draw([person(0, 0.5, 0.5, 1)], trackIDs: [3], on: pixels)
+        var tracked = person(0, 0.5, 0.5, 1)
+        tracked.trackID = 3
+        Annotator.draw([tracked], on: pixels)
         let p = pixels.bytes.assumingMemoryBound(to: UInt8.self) + 47 * pixels.rowBytes
         XCTAssertEqual(RGB(p[0], p[1], p[2]), Annotator.palette[3])
     }
