@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "Sink", dependencies: ["Detector"]),
         .target(name: "Tracking", dependencies: ["Detector", "Sink"]),
         .target(name: "Daemon", dependencies: [
-            "Capture", "FrameRing", "Detector", "Sink",
+            "Capture", "FrameRing", "Detector", "Sink", "Tracking",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Capture"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Detector"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]
 )

@@ -5,6 +5,7 @@ import FrameRing
 import Logging
 import Sink
 import Synchronization
+import Tracking
 
 /// The running daemon: the model, the socket, the pipeline and one supervisor per source, driven by a
 /// once-a-tick loop that reopens failed sources with jittered exponential backoff, sends heartbeats,
@@ -54,6 +55,8 @@ public final class Service: @unchecked Sendable {
     private let model: Model
     private let server: SocketServer
     private let hello: HelloState
+    /// Follows each source's records (they come in order, after the sink) before they leave.
+    private let tracking: TrackingStage
     private var pipeline: Pipeline!
     private let notifier: SystemdNotifier
     private let logger: Logger
@@ -86,6 +89,7 @@ public final class Service: @unchecked Sendable {
                            metadata: ["layers": "\(model.referenceKernels.joined(separator: "; "))"])
         }
         // Complete before the socket accepts anyone: systemd may have queued connections already.
+        tracking = TrackingStage(defaults: nil, sources: config.trackingBySource)
         hello = HelloState(model: model.path, precision: model.precision.precision.rawValue, labels: model.labelNames,
                            sources: config.sources.map(\.name))
         let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group,
@@ -98,7 +102,7 @@ public final class Service: @unchecked Sendable {
             server = try SocketServer(path: config.socket.path, options: options, hello: { greeting.line() })
         }
         do {
-            pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.thresholds,
+            pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.detectorThresholds,
                                     onSourceEvent: { [unowned self] event in
                                         switch event {
                                         case .ended(_, let lane, let live): post(.ended(lane: lane, live: live))
@@ -163,6 +167,7 @@ public final class Service: @unchecked Sendable {
         lock.withLock { stopping = true }
         tickerDone.wait()
         pipeline.stop()
+        for event in tracking.endAll(reason: .shutdown) { server.broadcast(event.jsonLine()) }
         server.close(flushTimeout: .milliseconds(800))
         logger.info("stopped", metadata: ["records": "\(lock.withLock { recordsEmitted })"])
         return 0
@@ -171,7 +176,9 @@ public final class Service: @unchecked Sendable {
     // MARK: Records
 
     private func deliver(_ record: DetectionRecord) {
-        server.broadcast(record.jsonLine())
+        let (tracked, events) = tracking.process(record)
+        for event in events { server.broadcast(event.jsonLine()) }
+        server.broadcast(tracked.jsonLine())
         lock.withLock {
             recordsSinceWatchdog += 1
             recordsEmitted += 1
@@ -205,6 +212,7 @@ public final class Service: @unchecked Sendable {
             // A source a reload retired, whatever ended its lane: its last record is out, so it goes down now,
             // and only then does its replacement open (and send `source_up`).
             if let lane = event.lane, let s = sources.values.first(where: { $0.lane == lane }), let retiring = s.retiring {
+                lines += trackEnds(s.options.name, .reload)
                 lines.append(ServiceRecord.sourceDown(source: s.options.name, reason: retiring.reason,
                                                       retryInSeconds: retiring.replacement == nil ? nil : 0))
                 logs.append((.info, "source stopped", ["source": "\(s.options.name)", "reason": "\(retiring.reason)"]))
@@ -223,6 +231,7 @@ public final class Service: @unchecked Sendable {
             case .ended(let lane, let live):
                 guard let s = sources.values.first(where: { $0.lane == lane }) else { continue }
                 s.lane = nil
+                lines += trackEnds(s.options.name, live ? .sourceDown : .endOfFile)
                 if live {
                     lines.append(markDown(s, reason: "end of stream", now: now, logs: &logs))
                 } else {
@@ -234,6 +243,7 @@ public final class Service: @unchecked Sendable {
             case .failed(let lane, let error):
                 guard let s = sources.values.first(where: { $0.lane == lane }) else { continue }
                 s.lane = nil
+                lines += trackEnds(s.options.name, .sourceDown)
                 lines.append(markDown(s, reason: error, now: now, logs: &logs))
             }
         }
@@ -257,6 +267,11 @@ public final class Service: @unchecked Sendable {
         for s in toOpen { open(s) }
         updateRates(now: now)
         pingWatchdog(now: now)
+    }
+
+    /// The `object_end`s (and `presence`) of a source that stopped, to go out before its `source_down`.
+    private func trackEnds(_ source: String, _ reason: TrackEndReason) -> [String] {
+        tracking.end(source: source, reason: reason).map { $0.jsonLine() }
     }
 
     /// Schedules the next attempt: 1 s, 2 s, 4 s ... up to `reconnect_max_seconds` (30 s), each +-20 %. Must hold `lock`.
@@ -374,6 +389,7 @@ public final class Service: @unchecked Sendable {
             }
             config.sources = fresh.sources
             config.thresholds = fresh.thresholds
+            config.tracking = fresh.tracking
             config.heartbeat = fresh.heartbeat
             config.reconnectMax = fresh.reconnectMax
             // Under the lock, so the source_down/source_up this reload causes come after it.
@@ -384,7 +400,8 @@ public final class Service: @unchecked Sendable {
         if !changes.needsRestart.isEmpty {
             logger.warning("changes that take effect on restart", metadata: ["keys": "\(changes.needsRestart.joined(separator: ", "))"])
         }
-        pipeline.setThresholds(fresh.thresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
+        tracking.configure(defaults: nil, sources: fresh.trackingBySource)
+        pipeline.setThresholds(fresh.detectorThresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
         for lane in toRemove { pipeline.remove(lane: lane) }
         logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)",
                                            "changed": "\(changes.changed.joined(separator: ", "))",
