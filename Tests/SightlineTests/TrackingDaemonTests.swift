@@ -87,7 +87,7 @@ final class TrackingDaemonTests: XCTestCase {
         XCTAssertTrue(tracks.ends.contains("end_of_file"), "\(tracks.ends)")
         XCTAssertEqual(Set(tracks.ends), ["max_age", "end_of_file"])
         let lastEnd = try XCTUnwrap(all.lastIndex { type($0) == "object_end" })
-        XCTAssertLessThan(lastEnd, try XCTUnwrap(all.firstIndex { type($0) == "source_down" }))
+        XCTAssertLessThan(lastEnd, try XCTUnwrap(all.lastIndex { type($0) == "source_down" }), "the ends come before source_down")
 
         var received: [String] = []
         while received.count < eventLines.count, let record = events.next(timeout: 30) {
