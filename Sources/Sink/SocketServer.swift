@@ -133,8 +133,14 @@ public final class SocketServer: Sendable {
         let line = line.utf8.last == 0x0A ? line : line + "\n"
         let wake = shared.withLock { shared in
             guard shared.closeDeadline == nil, !shared.inboxes.isEmpty else { return false }
-            for i in shared.inboxes.values.indices where shared.inboxes.values[i].queue.push(line) {
-                shared.inboxes.values[i].dropped += 1
+            var header: (type: String, source: String?)?
+            for i in shared.inboxes.values.indices {
+                if let subscription = shared.inboxes.values[i].subscription {
+                    let (type, source) = header ?? Subscription.header(of: line)
+                    header = (type, source)
+                    guard subscription.accepts(type: type, source: source) else { continue }
+                }
+                if shared.inboxes.values[i].queue.push(line) { shared.inboxes.values[i].dropped += 1 }
             }
             let wake = !shared.wakePending
             shared.wakePending = true
