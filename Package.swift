@@ -19,26 +19,28 @@ let package = Package(
         .systemLibrary(name: "CV4L2", path: "Sources/CV4L2"),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
 
-        .target(name: "Capture", dependencies: ["CFFmpeg", "CV4L2"]),
-        .target(name: "FrameRing", dependencies: ["Capture"]),
-        .target(name: "Detector", dependencies: ["CDNNL", "Capture"]),
-        .target(name: "Sink", dependencies: ["Detector"]),
+        // Plain values every stage shares (frames, pixel buffers, detections); depends on nothing.
+        .target(name: "Values"),
+        .target(name: "Capture", dependencies: ["CFFmpeg", "CV4L2", "Values"]),
+        .target(name: "FrameRing", dependencies: ["Values"]),
+        .target(name: "Detector", dependencies: ["CDNNL", "Values"]),
+        .target(name: "Sink", dependencies: ["Values"]),
         .target(name: "Daemon", dependencies: [
-            "Capture", "FrameRing", "Detector", "Sink",
+            "Capture", "FrameRing", "Detector", "Sink", "Values",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "sightline", dependencies: [
-            "Daemon", "Detector", "Capture", "Sink",
+            "Daemon", "Detector", "Capture", "FrameRing", "Sink", "Values",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport"]),
-        .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Capture"]),
-        .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "Values", "TestSupport"]),
+        .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "Values", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Values"]),
+        .testTarget(name: "SinkTests", dependencies: ["Sink"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]

@@ -3,6 +3,7 @@ import Detector
 import Foundation
 import FrameRing
 import Sink
+import Values
 
 /// How one source feeds the pipeline.
 public struct SourceOptions: Sendable, Equatable {
