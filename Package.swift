@@ -26,13 +26,14 @@ let package = Package(
         .target(name: "Detector", dependencies: ["CDNNL", "Values"]),
         .target(name: "Sink", dependencies: ["Values"]),
         .target(name: "Tracking", dependencies: ["Sink", "Values"]),
+        .target(name: "Annotate", dependencies: ["CFFmpeg", "Values"]),
         .target(name: "Daemon", dependencies: [
             "Capture", "FrameRing", "Detector", "Sink", "Values",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "sightline", dependencies: [
-            "Daemon", "Detector", "Capture", "FrameRing", "Sink", "Tracking", "Values",
+            "Daemon", "Detector", "Capture", "FrameRing", "Sink", "Tracking", "Annotate", "Values",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -41,6 +42,7 @@ let package = Package(
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "Values", "TestSupport"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "Values", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Values"]),
+        .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Values"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Values"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "TestSupport"]),

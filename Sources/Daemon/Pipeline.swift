@@ -68,6 +68,11 @@ public final class Pipeline: @unchecked Sendable {
     /// How each ended source ended, announced once its last record is out.
     private let laneEndings: LaneEndings
     private let onSourceEvent: @Sendable (SourceEvent) -> Void
+    private let frameTap: FrameTap?
+
+    /// Sees each detected frame on its worker thread before the frame's pixels go back to the pool:
+    /// it may copy them (for a preview), never keep them, and must return quickly.
+    public typealias FrameTap = @Sendable (_ frame: Frame, _ detections: [Detection]) -> Void
 
     /// A source ending, by error, at its end of stream or by `remove(lane:)` (not when the pipeline stops),
     /// sent after its last record.
@@ -104,6 +109,7 @@ public final class Pipeline: @unchecked Sendable {
     /// Builds `threads` detectors over `model` and starts their worker threads.
     public init(model: Model, threads: Int, thresholds: Thresholds,
                 onSourceEvent: @escaping @Sendable (SourceEvent) -> Void = { _ in },
+                frameTap: FrameTap? = nil,
                 emit: @escaping @Sendable (DetectionRecord) -> Void) throws {
         ring = FrameRing()
         let endings = LaneEndings()
@@ -113,6 +119,7 @@ public final class Pipeline: @unchecked Sendable {
         self.laneEndings = endings
         self.thresholds = thresholds
         self.onSourceEvent = onSourceEvent
+        self.frameTap = frameTap
         let detectors = try (0..<threads).map { _ in try model.makeDetector() }
         for (index, detector) in detectors.enumerated() {
             let thread = Thread { [ring, sink] in
@@ -308,6 +315,7 @@ public final class Pipeline: @unchecked Sendable {
                     inferMs: infer / .milliseconds(1),
                     dropped: job.droppedBefore, detections: detections, file: frame.file)
                 record.lowScore = lowScore
+                frameTap?(frame, detections)
                 frame.pixels.recycle()
                 sink.submit(record, lane: job.lane, order: job.order, capturedAt: frame.captureInstant)
             } catch {
