@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Capture"]),
+        .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Capture", "Sink"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),

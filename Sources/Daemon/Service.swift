@@ -244,7 +244,7 @@ public final class Service: @unchecked Sendable {
         }
         if let interval = config.heartbeat {
             for s in sources.values where now - s.lastSent >= interval {
-                let stats = s.lane.map { pipeline.stats(lane: $0) }
+                let stats = s.lane.flatMap { pipeline.stats(lane: $0) }
                 lines.append(ServiceRecord.heartbeat(source: s.options.name, up: s.lane != nil, fps: s.rate.perSecond(at: now),
                                                      droppedTotal: stats?.dropped ?? 0))
                 s.lastSent = now
@@ -326,7 +326,7 @@ public final class Service: @unchecked Sendable {
             recordsSinceWatchdog = 0
             return (progressed, sources.values.compactMap(\.lane))
         }
-        if lanes.progressed || lanes.lanes.allSatisfy({ pipeline.stats(lane: $0).queued == 0 }) {
+        if lanes.progressed || lanes.lanes.allSatisfy({ (pipeline.stats(lane: $0)?.queued ?? 0) == 0 }) {
             lastWatchdog = now
             try? notifier.watchdog()
         }
