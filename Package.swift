@@ -24,13 +24,14 @@ let package = Package(
         .target(name: "Detector", dependencies: ["CDNNL", "Capture"]),
         .target(name: "Sink", dependencies: ["Detector"]),
         .target(name: "Tracking", dependencies: ["Detector", "Sink"]),
+        .target(name: "Annotate", dependencies: ["CFFmpeg", "Capture", "Detector"]),
         .target(name: "Daemon", dependencies: [
             "Capture", "FrameRing", "Detector", "Sink",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "sightline", dependencies: [
-            "Daemon", "Detector", "Capture", "Sink", "Tracking",
+            "Daemon", "Detector", "Capture", "Sink", "Tracking", "Annotate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -39,6 +40,7 @@ let package = Package(
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Capture", "Sink"]),
+        .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Detector"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Detector"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "TestSupport"]),

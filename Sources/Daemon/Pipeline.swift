@@ -59,6 +59,11 @@ public final class Pipeline: Sendable {
     private let state: Mutex<State>
     private let workerCount: Int
     private let workersDone = DispatchGroup()
+    private let frameTap: FrameTap?
+
+    /// Sees each detected frame on its worker thread before the frame's pixels go back to the pool:
+    /// it may copy them (for a preview), never keep them, and must return quickly.
+    public typealias FrameTap = @Sendable (_ frame: Frame, _ detections: [Detection]) -> Void
 
     private struct State {
         var thresholds: Thresholds
@@ -109,12 +114,14 @@ public final class Pipeline: Sendable {
     /// Builds `threads` detectors over `model` and starts their worker threads.
     public init(model: Model, threads: Int, thresholds: Thresholds,
                 onSourceEvent: @escaping @Sendable (SourceEvent) -> Void = { _ in },
+                frameTap: FrameTap? = nil,
                 emit: @escaping @Sendable (DetectionRecord) -> Void) throws {
         ring = FrameRing()
         sink = OrderedSink(emit: emit, laneFinished: { _, event in
             if let event { onSourceEvent(event) }
         })
         state = Mutex(State(thresholds: thresholds))
+        self.frameTap = frameTap
         let detectors = try (0..<threads).map { _ in try model.makeDetector() }
         workerCount = detectors.count
         for (index, detector) in detectors.enumerated() {
@@ -314,6 +321,7 @@ public final class Pipeline: Sendable {
                 inferMs: infer / .milliseconds(1),
                 dropped: job.droppedBefore, detections: detections, file: frame.file)
             record.lowScore = lowScore
+            frameTap?(frame, detections)
             frame.pixels.recycle()
             sink.submit(record, lane: job.lane, order: job.order, capturedAt: frame.captureInstant)
         } catch {

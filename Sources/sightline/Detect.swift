@@ -63,6 +63,10 @@ struct Detect: ParsableCommand {
     @Option(help: "With --track: least overlap (IoU) of a detection with a track's predicted box to continue it.")
     var trackIou = TrackingParameters.defaults.iouThreshold
 
+    @Option(help: ArgumentHelp("Also write every frame with detections, its boxes, labels and scores drawn, as a JPEG into this directory (created if missing).",
+                               valueName: "dir"))
+    var annotate: String?
+
     @Argument(help: "Video files, images, directories of images, image sequences (img%03d.png), stream URLs or V4L2 devices.")
     var inputs: [String]
 
@@ -97,6 +101,14 @@ struct Detect: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
         let done = DispatchSemaphore(value: 0)
+        let names = inputs.map(Redaction.redactingPasswords)
+        // Enough copies for every frame a lane can have in flight: its ring, and one per worker.
+        let annotated = try annotate.map { directory in
+            try failingCleanly { try AnnotatedFrames(directory: directory, inputs: names,
+                                                      copiesHeld: names.count * ((ringCapacity ?? 2 * threads + 2) + threads + 2)) }
+        }
+        var tap: Pipeline.FrameTap?
+        if let annotated { tap = { frame, detections in annotated.keep(frame, detections: detections) } }
         let tracking = track ? TrackingStage(defaults: TrackingParameters(minHits: trackMinHits, windowSeconds: trackWindow,
                                                                           maxAgeSeconds: trackMaxAge, iouThreshold: trackIou)) : nil
         let thresholds = Thresholds(defaultScore: threshold, lowScoreFloor: track ? TrackingStage.lowScoreFloor : nil)
@@ -109,12 +121,14 @@ struct Detect: ParsableCommand {
                 case .failed(let name, _, _), .removed(let name, _): tracking.end(source: name, reason: .sourceDown)
                 }
                 for event in ended { output.write(event.jsonLine()) }
-            }) { record in
+            }, frameTap: tap) { record in
                 if let tracking {
                     let (tracked, events) = tracking.process(record)
                     for event in events { output.write(event.jsonLine()) }
+                    annotated?.write(tracked)
                     output.write(tracked.jsonLine())
                 } else {
+                    annotated?.write(record)
                     output.write(record.jsonLine())
                 }
                 // The reader went away (e.g. `| head`): nothing more is wanted, even from a live stream.
@@ -150,6 +164,10 @@ struct Detect: ParsableCommand {
             return
         }
         for failure in pipeline.sourceFailures {
+            reportError(failure)
+            failed = true
+        }
+        if let failure = annotated?.failure {
             reportError(failure)
             failed = true
         }
