@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Tracking", dependencies: ["Detector", "Sink"]),
         .target(name: "Annotate", dependencies: ["CFFmpeg", "Capture", "Detector"]),
         .target(name: "Daemon", dependencies: [
-            "Capture", "FrameRing", "Detector", "Sink",
+            "Capture", "FrameRing", "Detector", "Sink", "Tracking",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Detector"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Detector"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]
 )
