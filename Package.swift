@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "Values", "TestSupport"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "Values", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Values"]),
+        .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Sink", "Values"]),
         .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Values"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Values"]),

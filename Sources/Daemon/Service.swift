@@ -193,7 +193,7 @@ public final class Service: Sendable {
             }
             outlet.publish(.sourceDown(source: source, tracksEnd: tracksEnd, line: line))
         case .heartbeat(let source, let lane, let fps):
-            let dropped = lane.map { pipeline.stats(lane: $0).dropped } ?? 0
+            let dropped = lane.flatMap { pipeline.stats(lane: $0)?.dropped } ?? 0
             outlet.publish(.written(ServiceRecord.heartbeat(source: source, up: lane != nil, fps: fps, droppedTotal: dropped)))
         case .open, .decline, .removeLane:
             break
@@ -243,7 +243,7 @@ public final class Service: Sendable {
             defer { state.recordsSinceWatchdog = 0 }
             return (state.recordsSinceWatchdog > 0, state.supervisor.lanes)
         }
-        guard progressed || lanes.allSatisfy({ pipeline.stats(lane: $0).queued == 0 }) else { return false }
+        guard progressed || lanes.allSatisfy({ (pipeline.stats(lane: $0)?.queued ?? 0) == 0 }) else { return false }
         try? notifier.watchdog()
         return true
     }
