@@ -14,15 +14,17 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
-        // C libraries enter through these three targets and nowhere else.
+        // C libraries enter through these targets and nowhere else.
         .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg"),
         .systemLibrary(name: "CV4L2", path: "Sources/CV4L2"),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "CMosquitto", path: "Sources/CMosquitto"),
 
         .target(name: "Capture", dependencies: ["CFFmpeg", "CV4L2"]),
         .target(name: "FrameRing", dependencies: ["Capture"]),
         .target(name: "Detector", dependencies: ["CDNNL", "Capture"]),
         .target(name: "Sink", dependencies: ["Detector"]),
+        .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Daemon", dependencies: [
             "Capture", "FrameRing", "Detector", "Sink",
             .product(name: "Logging", package: "swift-log"),
@@ -39,6 +41,7 @@ let package = Package(
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Capture"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]
