@@ -27,12 +27,8 @@ extension DaemonConfig {
                 changes.added.append(source.name)
                 continue
             }
-            let keys = before.changedKeys(comparedTo: source)
-            changes.changed += keys.map { "sources.\(source.name).\($0)" }
-            if before.needsRestart(toBecome: source) {
-                let reasons = keys.filter { $0 != "threshold" && $0 != "thresholds" }
-                changes.restarted.append(.init(source: source.name, reason: "\(reasons.joined(separator: ", ")) changed"))
-            }
+            changes.changed += before.changedKeys(comparedTo: source).map { "sources.\(source.name).\($0)" }
+            if let reason = before.restartReason(toBecome: source) { changes.restarted.append(.init(source: source.name, reason: reason)) }
         }
         return changes
     }
@@ -57,5 +53,12 @@ extension SourceOptions {
         // A setting this list does not know yet still restarts the source; say so rather than give no reason.
         if keys.isEmpty && needsRestart(toBecome: other) { keys.append("settings") }
         return keys
+    }
+
+    /// Why going to `other` restarts the source (`input, fps_limit changed`), or nil if it does not.
+    public func restartReason(toBecome other: SourceOptions) -> String? {
+        guard needsRestart(toBecome: other) else { return nil }
+        let keys = changedKeys(comparedTo: other).filter { $0 != "threshold" && $0 != "thresholds" }
+        return "\(keys.joined(separator: ", ")) changed"
     }
 }
