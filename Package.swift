@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Sink", dependencies: ["Detector"]),
         .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Daemon", dependencies: [
-            "Capture", "FrameRing", "Detector", "Sink",
+            "Capture", "FrameRing", "Detector", "Sink", "MQTT",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),

@@ -53,6 +53,8 @@ public final class Service: @unchecked Sendable {
     private let overrides: @Sendable (inout DaemonConfig) -> Void
     private let model: Model
     private let server: SocketServer
+    /// Records also go to the MQTT broker when the config has an `mqtt:` section.
+    private let mqtt: MQTTOutput
     private let hello: HelloState
     private var pipeline: Pipeline!
     private let notifier: SystemdNotifier
@@ -97,6 +99,7 @@ public final class Service: @unchecked Sendable {
         } else {
             server = try SocketServer(path: config.socket.path, options: options, hello: { greeting.line() })
         }
+        mqtt = try MQTTOutput(config: config, labels: model.labelNames, logger: logger)
         do {
             pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.thresholds,
                                     onSourceEvent: { [unowned self] event in
@@ -108,6 +111,7 @@ public final class Service: @unchecked Sendable {
                                     },
                                     emit: { [unowned self] record in deliver(record) })
         } catch {
+            mqtt.stop()
             server.close(flushTimeout: .zero)
             throw error
         }
@@ -163,6 +167,7 @@ public final class Service: @unchecked Sendable {
         lock.withLock { stopping = true }
         tickerDone.wait()
         pipeline.stop()
+        mqtt.stop()
         server.close(flushTimeout: .milliseconds(800))
         logger.info("stopped", metadata: ["records": "\(lock.withLock { recordsEmitted })"])
         return 0
@@ -172,6 +177,7 @@ public final class Service: @unchecked Sendable {
 
     private func deliver(_ record: DetectionRecord) {
         server.broadcast(record.jsonLine())
+        mqtt.forward(record)
         lock.withLock {
             recordsSinceWatchdog += 1
             recordsEmitted += 1
@@ -253,7 +259,10 @@ public final class Service: @unchecked Sendable {
         lock.unlock()
 
         for (level, message, metadata) in logs { logger.log(level: level, message, metadata: metadata) }
-        for line in lines { server.broadcast(line) }
+        for line in lines {
+            server.broadcast(line)
+            mqtt.forward(line: line)
+        }
         for s in toOpen { open(s) }
         updateRates(now: now)
         pingWatchdog(now: now)
@@ -290,7 +299,9 @@ public final class Service: @unchecked Sendable {
                     guard current else { return false }
                     hello.setUp(options.name, true)
                     let input = Redaction.redactingPasswords(options.input)
-                    server.broadcast(ServiceRecord.sourceUp(source: options.name, input: input))
+                    let up = ServiceRecord.sourceUp(source: options.name, input: input)
+                    server.broadcast(up)
+                    mqtt.forward(line: up)
                     logger.info("source up", metadata: ["source": "\(options.name)", "input": "\(input)"])
                     return true
                 }
@@ -381,6 +392,7 @@ public final class Service: @unchecked Sendable {
             return changes
         }
         hello.setSources(fresh.sources.map(\.name))
+        mqtt.apply(fresh)
         if !changes.needsRestart.isEmpty {
             logger.warning("changes that take effect on restart", metadata: ["keys": "\(changes.needsRestart.joined(separator: ", "))"])
         }

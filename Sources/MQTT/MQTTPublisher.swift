@@ -26,10 +26,14 @@ public final class MQTTPublisher: Sendable {
     /// At most this many messages are in libmosquitto's hands at once; the rest wait in the bounded queue.
     static let inFlightLimit = 100
     static let reconnectMaxSeconds = 30.0
+    /// How long a stop waits for the broker to take what is queued.
+    static let flushTime = Duration.seconds(2)
 
     private struct Shared: ~Copyable {
         var settings: MQTTSettings
         var settingsChanged = false
+        /// What the connection the new settings replace publishes before it closes.
+        var farewell: [Outbound] = []
         var stopping = false
         var sources: [String]
         let labels: [String]
@@ -136,10 +140,17 @@ public final class MQTTPublisher: Sendable {
             }
             state.sources = sources
             if changed {
+                let oldTopics = Topics(prefix: state.settings.topicPrefix)
+                let oldRetained = state.retained.all.map(\.topic)
                 state.settings = settings
                 state.settingsChanged = true
                 state.queue.resize(to: settings.queueLimit)
                 Self.rebuildRetained(&state, version: version)
+                // The old connection's goodbye: `offline`, and retained topics the new settings no longer use cleared
+                // (an empty retained message deletes them), so no stale state stays on the broker.
+                let kept = Set(state.retained.all.map(\.topic))
+                state.farewell = [Outbound(topic: oldTopics.available, payload: "offline", qos: 1, retain: true)]
+                    + oldRetained.filter { !kept.contains($0) }.map { Outbound(topic: $0, payload: "", qos: 1, retain: true) }
             } else {
                 Self.publishRetained(&state, version: version)
             }
@@ -156,15 +167,16 @@ public final class MQTTPublisher: Sendable {
         }
     }
 
-    /// Publishes `offline` (and each source `down`) and disconnects, waiting at most `timeout` for the broker.
-    public func stop(timeout: Duration = .seconds(2)) {
+    /// Sends what is queued, publishes each source `down` and `offline`, and disconnects: waits for the broker at most
+    /// `flushTime` for the queue and a second for the goodbye.
+    public func stop() {
         let first = shared.withLock { state in
             defer { state.stopping = true }
             return !state.stopping
         }
         guard first else { return }
         wake.signal()
-        if finished.wait(timeout: .now() + .milliseconds(Int(timeout / .milliseconds(1)) + 500)) == .timedOut {
+        if finished.wait(timeout: .now() + .milliseconds(Int(Self.flushTime / .milliseconds(1)) + 1500)) == .timedOut {
             logger.warning("MQTT publisher did not finish in time; exiting without it")
         }
     }
@@ -182,7 +194,7 @@ public final class MQTTPublisher: Sendable {
 
     /// The retained map from scratch for the current settings: discovery configs, then per source its state and counts.
     private static func rebuildRetained(_ state: inout Shared, version: String) {
-        state.retained = RetainedState()
+        state.retained.removeAll()
         publishRetained(&state, version: version)
     }
 
@@ -226,18 +238,28 @@ public final class MQTTPublisher: Sendable {
         var link = Link(logger: logger)
         var nextStats = ContinuousClock.now
         while true {
-            let (settings, changed, stopping) = shared.withLock { state in
-                defer { state.settingsChanged = false }
-                return (state.settings, state.settingsChanged, state.stopping)
+            let (settings, changed, farewell, stopping) = shared.withLock { state in
+                defer {
+                    state.settingsChanged = false
+                    state.farewell = []
+                }
+                return (state.settings, state.settingsChanged, state.farewell, state.stopping)
             }
             if stopping {
-                link.close(goodbye: goodbye(), within: .seconds(2))
+                // What the daemon sent last (the final object_end and source_down records) goes out before the goodbye.
+                let deadline = ContinuousClock.now + Self.flushTime
+                while link.connected && ContinuousClock.now < deadline {
+                    for event in link.takeEvents() { handle(event, link: &link) }
+                    drain(&link)
+                    if link.inFlightCount == 0 && shared.withLock({ state in state.queue.count }) == 0 { break }
+                    link.wait(wake: wake, until: deadline)
+                }
+                link.close(goodbye: goodbye(), within: .seconds(1))
                 return
             }
             if changed {
                 logger.info("MQTT settings changed: reconnecting", metadata: ["broker": "\(settings.host):\(settings.port)"])
-                link.close(goodbye: [Outbound(topic: link.topics?.available ?? "", payload: "offline", qos: 1, retain: true)]
-                    .filter { !$0.topic.isEmpty }, within: .seconds(1))
+                link.close(goodbye: farewell, within: .seconds(1))
             }
             let now = ContinuousClock.now
             if link.connection == nil && now >= link.retryAt { link.open(settings) }

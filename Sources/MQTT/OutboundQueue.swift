@@ -86,6 +86,12 @@ struct RetainedState {
 
     func value(_ topic: String) -> String? { values[topic]?.payload }
 
+    /// Forgets every topic but keeps counting versions, so messages still queued from before stay older than any new value.
+    mutating func removeAll() {
+        order.removeAll()
+        values.removeAll()
+    }
+
     var all: [(topic: String, payload: String, version: Int)] {
         order.compactMap { topic in values[topic].map { (topic, $0.payload, $0.version) } }
     }
