@@ -6,6 +6,8 @@
 # The peer scripts are in scripts/peers/. OpenVINO's int8 model (NNCF-quantized IR) is not made here: set
 # OV_INT8_MODEL (default ../shared/models/ped_ssdlite_int8_ov.xml); without it that column is left out. PEERS_PYTHON / TF_PYTHON use existing environments instead.
 # Usage: scripts/bench.sh [ROUNDS]    (prints a Markdown report on stdout; progress on stderr)
+# BENCH_PREFIX runs every measured command under a prefix: on a machine shared with builds, BENCH_PREFIX='chrt -f 50'
+# (root) gives the measured processes, Sightline's and the peers' alike, the cores whenever they want them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
@@ -36,7 +38,8 @@ if [ ! -s "$MODELS/ped_ssdlite.tflite" ] || [ ! -s "$MODELS/ped_ssdlite_int8.tfl
 fi
 
 swift build -c release --product sightline >&2
-B=.build/release/sightline
+B=".build/release/sightline"
+read -r -a P <<< "${BENCH_PREFIX:-}"
 VIDEO=.cache/media/vtest.avi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -44,24 +47,24 @@ OV_INT8_MODEL=${OV_INT8_MODEL:-../shared/models/ped_ssdlite_int8_ov.xml}
 for r in $(seq "$ROUNDS"); do
     echo "round $r/$ROUNDS" >&2
     for p in f32 bf16 int8; do
-        $B bench --precision "$p" --threads 2 --iterations 300 --json | sed "s/^{/{\"round\":$r,/" >> "$out/sightline.jsonl"
+        "${P[@]}" $B bench --precision "$p" --threads 2 --iterations 300 --json | sed "s/^{/{\"round\":$r,/" >> "$out/sightline.jsonl"
     done
     {
-        "$PEERS_PYTHON" scripts/peers/litert_latency.py "$MODELS/ped_ssdlite.tflite" --threads 1 --iterations 300 | sed 's/^{/{"peer":"LiteRT f32",/'
-        "$PEERS_PYTHON" scripts/peers/litert_latency.py "$MODELS/ped_ssdlite_int8.tflite" --threads 1 --iterations 300 | sed 's/^{/{"peer":"LiteRT int8",/'
-        "$PEERS_PYTHON" scripts/peers/openvino_latency.py "$MODELS/ped_ssdlite.tflite" --precision f32 --threads 1 --iterations 300 | sed 's/^{/{"peer":"OpenVINO f32",/'
-        "$PEERS_PYTHON" scripts/peers/openvino_latency.py "$MODELS/ped_ssdlite.tflite" --precision bf16 --threads 1 --iterations 300 | sed 's/^{/{"peer":"OpenVINO bf16",/'
+        "${P[@]}" "$PEERS_PYTHON" scripts/peers/litert_latency.py "$MODELS/ped_ssdlite.tflite" --threads 1 --iterations 300 | sed 's/^{/{"peer":"LiteRT f32",/'
+        "${P[@]}" "$PEERS_PYTHON" scripts/peers/litert_latency.py "$MODELS/ped_ssdlite_int8.tflite" --threads 1 --iterations 300 | sed 's/^{/{"peer":"LiteRT int8",/'
+        "${P[@]}" "$PEERS_PYTHON" scripts/peers/openvino_latency.py "$MODELS/ped_ssdlite.tflite" --precision f32 --threads 1 --iterations 300 | sed 's/^{/{"peer":"OpenVINO f32",/'
+        "${P[@]}" "$PEERS_PYTHON" scripts/peers/openvino_latency.py "$MODELS/ped_ssdlite.tflite" --precision bf16 --threads 1 --iterations 300 | sed 's/^{/{"peer":"OpenVINO bf16",/'
         if [ -s "$OV_INT8_MODEL" ]; then
-            "$PEERS_PYTHON" scripts/peers/openvino_latency.py "$OV_INT8_MODEL" --threads 1 --iterations 300 | sed 's/^{/{"peer":"OpenVINO int8",/'
+            "${P[@]}" "$PEERS_PYTHON" scripts/peers/openvino_latency.py "$OV_INT8_MODEL" --threads 1 --iterations 300 | sed 's/^{/{"peer":"OpenVINO int8",/'
         fi
     } 2>/dev/null | sed "s/^{/{\"round\":$r,/" >> "$out/peers.jsonl"
-    /usr/bin/time -f "%e %M" -o "$out/time.txt" $B detect --threads 2 "$VIDEO" > "$out/detect.jsonl" 2>/dev/null
-    echo "$(wc -l < "$out/detect.jsonl") $(cat "$out/time.txt")" >> "$out/detect.txt"
-    /usr/bin/time -f "%e %M" -o "$out/time.txt" $B detect --precision f32 --threads 2 "$VIDEO" > "$out/detect.jsonl" 2>/dev/null
+    "${P[@]}" /usr/bin/time -f "%e %M" -o "$out/time.txt" $B detect --threads 2 "$VIDEO" > "$out/detect$r.jsonl" 2>/dev/null
+    echo "$(wc -l < "$out/detect$r.jsonl") $(cat "$out/time.txt")" >> "$out/detect.txt"
+    "${P[@]}" /usr/bin/time -f "%e %M" -o "$out/time.txt" $B detect --precision f32 --threads 2 "$VIDEO" > "$out/detect.jsonl" 2>/dev/null
     echo "$(wc -l < "$out/detect.jsonl") $(cat "$out/time.txt")" >> "$out/detect_f32.txt"
-    "$PEERS_PYTHON" scripts/peers/py_pipeline.py "$VIDEO" "$MODELS/ped_ssdlite_int8.tflite" 2 2>&1 >/dev/null | tail -n 1 >> "$out/py.txt"
+    "${P[@]}" "$PEERS_PYTHON" scripts/peers/py_pipeline.py "$VIDEO" "$MODELS/ped_ssdlite_int8.tflite" 2 2>&1 >/dev/null | tail -n 1 >> "$out/py.txt"
     # Freshness under overload: a live source at 300 fps, faster than the 2 workers detect.
-    $B detect --threads 2 --realtime --fps 300 "$VIDEO" > "$out/fresh$r.jsonl" 2>/dev/null
+    "${P[@]}" $B detect --threads 2 --realtime --fps 300 "$VIDEO" > "$out/fresh$r.jsonl" 2>/dev/null
 done
 python3 - "$out" "$ROUNDS" <<'PY'
 import json, os, platform, re, sys
@@ -75,8 +78,10 @@ def load(r, p):
     return next(x["load_to_first_inference_ms"] for x in s if x["round"] == r and x["precision"] == p and "load_to_first_inference_ms" in x)
 def peer(r, name): return next((x["median_ms"] for x in peers if x["round"] == r and x["peer"] == name), float("nan"))
 cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+prefix = os.environ.get("BENCH_PREFIX", "")
 print(f"Machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}, load average {os.getloadavg()[0]:.1f} at the end. "
-      f"{len(rounds)} rounds, each measuring Sightline and every peer back to back.\n")
+      f"{len(rounds)} rounds, each measuring Sightline and every peer back to back"
+      + (f", every measured command run under `{prefix}`" if prefix else "") + ".\n")
 print("Single-thread forward pass, median ms (ratios within the round):\n")
 print("| round | Sightline f32 | bf16 | int8 | LiteRT f32 | LiteRT int8 | OpenVINO f32 | OpenVINO bf16 | OpenVINO int8 | f32 / LiteRT f32 | bf16 / OpenVINO bf16 (<= 0.9) | int8 / OpenVINO int8 (<= 0.9) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -94,11 +99,17 @@ det = [line.split() for line in open(os.path.join(d, "detect.txt"))]
 det32 = [line.split() for line in open(os.path.join(d, "detect_f32.txt"))]
 py = [float(re.search(r"fps=([\d.]+)", line).group(1)) for line in open(os.path.join(d, "py.txt"))]
 print("\nEnd to end on vtest.avi, 2 workers:\n")
-print("| round | `detect --threads 2` (auto) fps | frames | max RSS (MB) | `--precision f32` fps | f32 max RSS (MB) | py_pipeline.py LiteRT int8 fps | auto / py_pipeline (>= 1.5) |")
-print("|---|---|---|---|---|---|---|---|")
+from datetime import datetime
+def instant(text): return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+print("Wall fps counts the whole process (model load included); frame-loop fps counts, like py_pipeline.py's own figure,")
+print("from the first frame's capture to the last record (py_pipeline.py starts its clock after loading its model).\n")
+print("| round | `detect --threads 2` (auto) wall fps | frame-loop fps | frames | max RSS (MB) | `--precision f32` wall fps | f32 max RSS (MB) | py_pipeline.py LiteRT int8 fps | frame-loop / py_pipeline (>= 1.5) |")
+print("|---|---|---|---|---|---|---|---|---|")
 for r, (a, f, p) in enumerate(zip(det, det32, py), 1):
     fps, fps32 = int(a[0]) / float(a[1]), int(f[0]) / float(f[1])
-    print(f"| {r} | {fps:.1f} | {a[0]} | {int(a[2])/1024:.0f} | {fps32:.1f} | {int(f[2])/1024:.0f} | {p} | {fps/p:.2f} |")
+    recs = lines(f"detect{r}.jsonl")
+    loop = len(recs) / (instant(recs[-1]["time"]) - instant(recs[0]["capture_time"]))
+    print(f"| {r} | {fps:.1f} | {loop:.1f} | {a[0]} | {int(a[2])/1024:.0f} | {fps32:.1f} | {int(f[2])/1024:.0f} | {p} | {loop/p:.2f} |")
 print("\n| round | `detect --realtime --fps 300`: records | dropped | median infer (ms) | p99 capture-to-emit (ms) | p99 / one inference (<= 3) |")
 print("|---|---|---|---|---|---|")
 for r in range(1, nrounds + 1):

@@ -295,14 +295,18 @@ public final class Pipeline: @unchecked Sendable {
             let thresholds = thresholds(for: frame.sourceID)
             let started = ContinuousClock.now
             do {
-                let detections = try detector.detect(frame.pixels, threshold: thresholds.floor)
-                    .filter { thresholds.accepts(label: $0.label, score: $0.score) }
+                var detections = try detector.detect(frame.pixels, threshold: thresholds.floor)
+                let lowScore = thresholds.lowScoreFloor.map { floor in
+                    detections.filter { $0.score >= floor && !thresholds.accepts(label: $0.label, score: $0.score) }
+                } ?? []
+                detections.removeAll { !thresholds.accepts(label: $0.label, score: $0.score) }
                 let infer = ContinuousClock.now - started
-                let record = DetectionRecord(
+                var record = DetectionRecord(
                     source: frame.sourceID, frame: frame.sequence, seq: job.order, pts: frame.pts, time: Date(),
                     captureTime: frame.captureTime, width: frame.width, height: frame.height, latencyMs: 0,
                     inferMs: infer / .milliseconds(1),
                     dropped: job.droppedBefore, detections: detections, file: frame.file)
+                record.lowScore = lowScore
                 frame.pixels.recycle()
                 sink.submit(record, lane: job.lane, order: job.order, capturedAt: frame.captureInstant)
             } catch {

@@ -25,6 +25,8 @@ public struct DetectionRecord: Sendable {
     public var detections: [Detection]
     /// The frame's file, for a source of several files (a directory or an image sequence).
     public var file: String?
+    /// Detections below the report threshold, kept only for the tracker (which empties this); never written.
+    public var lowScore: [Detection] = []
 
     public init(source: String, frame: Int, seq: Int, pts: Double?, time: Date, captureTime: Date, width: Int, height: Int,
                 latencyMs: Double, inferMs: Double, dropped: Int, detections: [Detection], file: String? = nil) {
@@ -74,6 +76,7 @@ public struct DetectionRecord: Sendable {
             box.field("ymax", d.ymax)
             item.key("box")
             item.raw(box.finish())
+            if let track = d.trackID { item.field("track_id", track) }
             json.raw(item.finish())
         }
         json.raw("]")

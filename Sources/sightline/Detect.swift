@@ -5,6 +5,7 @@ import Detector
 import Foundation
 import FrameRing
 import Sink
+import Tracking
 
 struct Detect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -47,6 +48,21 @@ struct Detect: ParsableCommand {
     @Option(help: "V4L2 cameras: capture frame rate (default: up to 30).")
     var captureFps: Double?
 
+    @Flag(help: "Track objects: add track_id to detections and write object_start, object_end and presence records (docs/SCHEMA.md).")
+    var track = false
+
+    @Option(help: "With --track: frames a track must be seen in, within --track-window seconds, to be confirmed.")
+    var trackMinHits = TrackingParameters.defaults.minHits
+
+    @Option(help: "With --track: seconds within which --track-min-hits frames confirm a track.")
+    var trackWindow = TrackingParameters.defaults.windowSeconds
+
+    @Option(help: "With --track: seconds a track may go unseen before it ends.")
+    var trackMaxAge = TrackingParameters.defaults.maxAgeSeconds
+
+    @Option(help: "With --track: least overlap (IoU) of a detection with a track's predicted box to continue it.")
+    var trackIou = TrackingParameters.defaults.iouThreshold
+
     @Argument(help: "Video files, images, directories of images, image sequences (img%03d.png), stream URLs or V4L2 devices.")
     var inputs: [String]
 
@@ -60,6 +76,10 @@ struct Detect: ParsableCommand {
             throw ValidationError("--size must be WIDTHxHEIGHT with sides up to \(ConfigLimits.captureSide.upperBound), e.g. 1280x720")
         }
         try captureFps.map { try checkRange("--capture-fps", $0, ConfigLimits.framesPerSecond) }
+        try checkRange("--track-min-hits", trackMinHits, TrackingParameters.minHitsRange)
+        try checkRange("--track-window", trackWindow, TrackingParameters.secondsRange, unit: " seconds")
+        try checkRange("--track-max-age", trackMaxAge, TrackingParameters.secondsRange, unit: " seconds")
+        try checkRange("--track-iou", trackIou, TrackingParameters.iouRange)
     }
 
     private var captureSize: (width: Int, height: Int)? {
@@ -77,9 +97,26 @@ struct Detect: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
         let done = DispatchSemaphore(value: 0)
+        let tracking = track ? TrackingStage(defaults: TrackingParameters(minHits: trackMinHits, windowSeconds: trackWindow,
+                                                                          maxAgeSeconds: trackMaxAge, iouThreshold: trackIou)) : nil
+        let thresholds = Thresholds(defaultScore: threshold, lowScoreFloor: track ? TrackingStage.lowScoreFloor : nil)
         let pipeline = try failingCleanly {
-            try Pipeline(model: loaded, threads: threads, thresholds: Thresholds(defaultScore: threshold)) { record in
-                output.write(record.jsonLine())
+            // Both run under the sink's lock, in order per input; an input's tracks end after its last record.
+            try Pipeline(model: loaded, threads: threads, thresholds: thresholds, onSourceEvent: { event in
+                guard let tracking else { return }
+                let ended: [TrackEvent] = switch event {
+                case .ended(let name, _, let live): tracking.end(source: name, reason: live ? .sourceDown : .endOfFile)
+                case .failed(let name, _, _), .removed(let name, _): tracking.end(source: name, reason: .sourceDown)
+                }
+                for event in ended { output.write(event.jsonLine()) }
+            }) { record in
+                if let tracking {
+                    let (tracked, events) = tracking.process(record)
+                    for event in events { output.write(event.jsonLine()) }
+                    output.write(tracked.jsonLine())
+                } else {
+                    output.write(record.jsonLine())
+                }
                 // The reader went away (e.g. `| head`): nothing more is wanted, even from a live stream.
                 if output.isClosed { done.signal() }
             }

@@ -1,0 +1,25 @@
+/// How a source's tracker confirms, follows and ends tracks (docs/CONFIG.md, `tracking`). Every duration is in
+/// seconds of the source's own clock, so a track behaves the same at 5 and at 30 frames per second.
+public struct TrackingParameters: Sendable, Equatable {
+    /// A track is confirmed (gets an id and an `object_start`) once it was seen in `minHits` frames within `windowSeconds`.
+    public var minHits: Int
+    public var windowSeconds: Double
+    /// A confirmed track not seen for longer than this ends (`object_end`, reason `max_age`).
+    public var maxAgeSeconds: Double
+    /// The least overlap (intersection over union) between a track's predicted box and a detection that continues it.
+    public var iouThreshold: Float
+
+    public static let defaults = TrackingParameters(minHits: 3, windowSeconds: 1, maxAgeSeconds: 2, iouThreshold: 0.3)
+
+    /// The ranges the config file and `detect --track-*` accept.
+    public static let minHitsRange = 1...1_000
+    public static let secondsRange = 0.01...3_600.0
+    public static let iouRange: ClosedRange<Float> = 0.01...1
+
+    public init(minHits: Int, windowSeconds: Double, maxAgeSeconds: Double, iouThreshold: Float) {
+        self.minHits = minHits
+        self.windowSeconds = windowSeconds
+        self.maxAgeSeconds = maxAgeSeconds
+        self.iouThreshold = iouThreshold
+    }
+}
