@@ -106,9 +106,9 @@ final class ConfigMQTTTests: XCTestCase {
               tls: { cert_file: /nonexistent/c.pem }
               password_file: /nonexistent/pw
               labels: [person, "a/b"]
-              hots: x
+              usernme: x
             """), """
-            m.yaml:3: mqtt.host: missing: the broker's host name or address
+            m.yaml:4: mqtt.host: missing: the broker's host name or address
             m.yaml:4: mqtt.port: must be between 1 and 65535, got 70000
             m.yaml:5: mqtt.topic_prefix: must be topic levels separated by '/', without '+', '#', empty levels or a leading '$', got "a/+/b"
             m.yaml:6: mqtt.qos: must be between 0 and 2, got 3
@@ -118,7 +118,7 @@ final class ConfigMQTTTests: XCTestCase {
             m.yaml:8: mqtt.tls: a client certificate needs both cert_file and key_file
             m.yaml:9: mqtt.password_file: no such file /nonexistent/pw
             m.yaml:10: mqtt.labels[1]: must not contain '/', '+' or '#', got "a/b"
-            m.yaml:11: mqtt.hots: unknown key (did you mean "host"?); known keys: host, port, client_id, topic_prefix, username, password, password_file, tls, keepalive, qos, detections, detections_max_per_second, stats_interval, homeassistant, discovery_prefix, queue_limit, labels
+            m.yaml:11: mqtt.usernme: unknown key (did you mean "username"?); known keys: host, port, client_id, topic_prefix, username, password, password_file, tls, keepalive, qos, detections, detections_max_per_second, stats_interval, homeassistant, discovery_prefix, queue_limit, labels
             """)
     }
 

@@ -32,7 +32,8 @@ final class MQTTDaemonTests: XCTestCase {
         let made = try runProcess("/usr/bin/mosquitto_passwd", ["-b", "-c", passwords, "cam", "from-env"])
         XCTAssertEqual(made.status, 0, made.stderr)
         let broker = try MosquittoBroker(extra: ["password_file \(passwords)"])
-        let subscriber = try MQTTSubscriber(port: broker.port, topics: ["sightline/#"], arguments: ["-u", "cam", "-P", "from-env"])
+        let subscriber = try MQTTSubscriber(port: broker.port, topics: ["sightline/#", "homeassistant/#"],
+                                            arguments: ["-u", "cam", "-P", "from-env"])
         defer { subscriber.stop() }
         let (config, _) = try writeConfig("killed", mqtt: """
           host: 127.0.0.1
