@@ -1,72 +1,30 @@
 import Capture
 import Detector
 import Foundation
-import FrameRing
 import Logging
 import Sink
 import Synchronization
 
-/// The running daemon: the model, the socket, the pipeline and one supervisor per source, driven by a
-/// once-a-tick loop that reopens failed sources with jittered exponential backoff, sends heartbeats,
-/// keeps systemd informed, and applies reloads.
-public final class Service: @unchecked Sendable {
+/// The running daemon: the model, the socket, the pipeline, and the shell around `SourceSupervisor`, which decides
+/// what happens to the sources; this class feeds it events (a tick, a source opened or not, a lane's end, a record,
+/// a reload) and performs the actions it answers with. A supervision thread waits for whatever is due next (a retry,
+/// a heartbeat, STATUS=, a watchdog ping) or for an event, so an idle daemon sleeps.
+public final class Service: Sendable {
     public static let version = "0.1.0"
 
-    private final class Supervised {
-        let options: SourceOptions
-        let generation: Int
-        var lane: Int?
-        var opening = false
-        var finished = false
-        /// Consecutive failures; reset once the source delivers a record, so one that opens and dies backs off too.
-        var failures = 0
-        var retryAt: ContinuousClock.Instant = .now
-        var lastSent: ContinuousClock.Instant = .now
-        var rate = RateMeter()
-        /// Set by a reload that changed or removed the source: its lane is draining, and what replaces it
-        /// (nil: nothing) opens only after the old lane's last record and its `source_down`.
-        var retiring: (replacement: SourceOptions?, reason: String)?
-        init(options: SourceOptions, generation: Int) {
-            self.options = options
-            self.generation = generation
-        }
-    }
-
-    private enum Event {
-        case openFailed(name: String, generation: Int, error: String)
-        case ended(lane: Int, live: Bool)
-        case failed(lane: Int, error: String)
-        case removed(lane: Int)
-
-        var lane: Int? {
-            switch self {
-            case .openFailed: nil
-            case .ended(let lane, _), .failed(let lane, _), .removed(let lane): lane
-            }
-        }
-    }
-
-    private let lock = NSLock()
-    private var config: DaemonConfig
     private let configPath: String
     /// The command line's settings (`run --socket`, `--precision`), applied to every configuration read from the file.
     private let overrides: @Sendable (inout DaemonConfig) -> Void
     private let model: Model
     private let server: SocketServer
+    private let hello: HelloState
+    private let outlet: Outlet
     /// Records also go to the MQTT broker when the config has an `mqtt:` section.
     private let mqtt: MQTTOutput
-    private let hello: HelloState
-    private var pipeline: Pipeline!
+    private let supervision: Supervision
+    private let pipeline: Pipeline
     private let notifier: SystemdNotifier
     private let logger: Logger
-    private var sources: [String: Supervised] = [:]
-    private var events: [Event] = []
-    private var generation = 0
-    private var recordsSinceWatchdog = 0
-    private var recordsEmitted = 0
-    private var lastWatchdog = ContinuousClock.now
-    private var lastRateUpdate = ContinuousClock.now
-    private var stopping = false
     private let clock = ContinuousClock()
 
     /// Starts listening with `model` (loaded by `Preflight`); fatal problems throw with a message naming them.
@@ -74,7 +32,6 @@ public final class Service: @unchecked Sendable {
     public init(config: DaemonConfig, configPath: String, overrides: @escaping @Sendable (inout DaemonConfig) -> Void = { _ in },
                 model: Model,
                 notifier: SystemdNotifier, logger: Logger) throws {
-        self.config = config
         self.configPath = configPath
         self.overrides = overrides
         self.notifier = notifier
@@ -88,35 +45,44 @@ public final class Service: @unchecked Sendable {
                            metadata: ["layers": "\(model.referenceKernels.joined(separator: "; "))"])
         }
         // Complete before the socket accepts anyone: systemd may have queued connections already.
-        hello = HelloState(model: model.path, precision: model.precision.precision.rawValue, labels: model.labelNames,
-                           sources: config.sources.map(\.name))
+        let hello = HelloState(model: model.path, precision: model.precision.precision.rawValue, labels: model.labelNames,
+                               sources: config.sources.map(\.name))
+        self.hello = hello
         let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group,
                                            maxSubscribers: config.socket.maxSubscribers)
         let activated = SystemdSocketActivation.listenDescriptors().first
-        let greeting = hello
         if let activated {
-            server = try SocketServer(listeningDescriptor: activated.fd, options: options, hello: { greeting.line() })
+            server = try SocketServer(listeningDescriptor: activated.fd, options: options, hello: { hello.line() })
         } else {
-            server = try SocketServer(path: config.socket.path, options: options, hello: { greeting.line() })
+            server = try SocketServer(path: config.socket.path, options: options, hello: { hello.line() })
         }
-        mqtt = try MQTTOutput(config: config, labels: model.labelNames, logger: logger)
+        // What the pipeline's callbacks reach exists before the pipeline does.
+        let mqtt = try MQTTOutput(config: config, labels: model.labelNames, logger: logger)
+        let outlet = Outlet(server: server, mqtt: mqtt)
+        self.mqtt = mqtt
+        let supervision = Supervision(config: config, now: clock.now)
+        self.outlet = outlet
+        self.supervision = supervision
         do {
             pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.thresholds,
-                                    onSourceEvent: { [unowned self] event in
+                                    onSourceEvent: { event in
                                         switch event {
-                                        case .ended(_, let lane, let live): post(.ended(lane: lane, live: live))
-                                        case .failed(_, let lane, let error): post(.failed(lane: lane, error: error.reason))
-                                        case .removed(_, let lane): post(.removed(lane: lane))
+                                        case .ended(let name, let lane, let live):
+                                            supervision.post(.laneEnded(source: name, lane: lane, how: .ended(live: live)))
+                                        case .failed(let name, let lane, let error):
+                                            supervision.post(.laneEnded(source: name, lane: lane, how: .failed(reason: error.reason)))
+                                        case .removed(let name, let lane):
+                                            supervision.post(.laneEnded(source: name, lane: lane, how: .removed))
                                         }
                                     },
-                                    emit: { [unowned self] record in deliver(record) })
+                                    emit: { record in
+                                        outlet.publish(.detections(record))
+                                        supervision.delivered(source: record.source)
+                                    })
         } catch {
             mqtt.stop()
             server.close(flushTimeout: .zero)
             throw error
-        }
-        lock.withLock {
-            for options in config.sources { addSupervised(options) }
         }
         logger.info(activated == nil ? "listening" : "listening on the socket passed by systemd",
                     metadata: ["socket": "\(activated.map { "fd \($0.fd)" } ?? config.socket.path)",
@@ -152,195 +118,135 @@ public final class Service: @unchecked Sendable {
         waiter.start()
 
         try? notifier.ready()
-        let tickerDone = DispatchSemaphore(value: 0)
-        let ticker = Thread { [self] in
-            while !lock.withLock({ stopping }) {
-                tick()
-                Thread.sleep(forTimeInterval: 0.2)
-            }
-            tickerDone.signal()
-        }
-        ticker.start()
+        let supervised = DispatchSemaphore(value: 0)
+        Thread { [self] in
+            supervise()
+            supervised.signal()
+        }.start()
         stop.wait()
         logger.info("stopping: draining in-flight frames")
         try? notifier.stopping()
-        lock.withLock { stopping = true }
-        tickerDone.wait()
+        handle([.shutdown])
+        supervision.wake()
+        supervised.wait()
         pipeline.stop()
         mqtt.stop()
         server.close(flushTimeout: .milliseconds(800))
-        logger.info("stopped", metadata: ["records": "\(lock.withLock { recordsEmitted })"])
+        logger.info("stopped", metadata: ["records": "\(supervision.state.withLock { $0.recordsEmitted })"])
         return 0
-    }
-
-    // MARK: Records
-
-    private func deliver(_ record: DetectionRecord) {
-        server.broadcast(record.jsonLine())
-        mqtt.forward(record)
-        lock.withLock {
-            recordsSinceWatchdog += 1
-            recordsEmitted += 1
-            if let s = sources[record.source] {
-                s.rate.count(at: clock.now)
-                s.failures = 0
-                s.lastSent = clock.now
-            }
-        }
-    }
-
-    private func post(_ event: Event) {
-        lock.withLock { events.append(event) }
     }
 
     // MARK: Supervision
 
-    /// Must hold `lock`.
-    private func addSupervised(_ options: SourceOptions) {
-        generation += 1
-        sources[options.name] = Supervised(options: options, generation: generation)
+    /// The supervision thread: lane endings and failed opens, retries and heartbeats, STATUS= and the watchdog, each
+    /// when due; between them it sleeps until the next is due or an event arrives.
+    private func supervise() {
+        let statusInterval = Duration.seconds(2)
+        var statusDue = clock.now + statusInterval
+        var watchdogDue = notifier.watchdogPingInterval.map { clock.now + $0 }
+        while true {
+            handle(supervision.takeEvents() + [.tick])
+            let now = clock.now
+            if notifier.isEnabled, now >= statusDue {
+                statusDue = now + statusInterval
+                let status = supervision.state.withLock { $0.supervisor.status(now: now) }
+                try? notifier.status(status)
+            }
+            if let interval = notifier.watchdogPingInterval, let due = watchdogDue, now >= due {
+                // Not pinged while stalled: look again shortly, so pings resume as soon as frames move.
+                watchdogDue = now + (pingWatchdog() ? interval : .milliseconds(200))
+            }
+            let (stopped, next) = supervision.state.withLock { ($0.supervisor.stopped, $0.supervisor.nextDeadline()) }
+            if stopped { return }
+            var deadline = next ?? now + .seconds(3600)
+            if notifier.isEnabled { deadline = min(deadline, statusDue) }
+            if let watchdogDue { deadline = min(deadline, watchdogDue) }
+            supervision.wait(until: deadline)
+        }
     }
 
-    private func tick() {
+    /// Feeds `events` to the supervisor and performs what it answers. The records it announces go out under the
+    /// lock, so subscribers get them in the order the supervisor decided them; the rest is done after.
+    @discardableResult
+    private func handle(_ events: [SourceSupervisor.Event]) -> [SourceSupervisor.Action] {
         let now = clock.now
-        var lines: [String] = []
-        var logs: [(Logger.Level, Logger.Message, Logger.Metadata)] = []
-        var toOpen: [Supervised] = []
-        lock.lock()
-        for event in events {
-            // A source a reload retired, whatever ended its lane: its last record is out, so it goes down now,
-            // and only then does its replacement open (and send `source_up`).
-            if let lane = event.lane, let s = sources.values.first(where: { $0.lane == lane }), let retiring = s.retiring {
-                lines.append(ServiceRecord.sourceDown(source: s.options.name, reason: retiring.reason,
-                                                      retryInSeconds: retiring.replacement == nil ? nil : 0))
-                logs.append((.info, "source stopped", ["source": "\(s.options.name)", "reason": "\(retiring.reason)"]))
-                hello.setUp(s.options.name, false)
-                sources[s.options.name] = nil
-                if let replacement = retiring.replacement { addSupervised(replacement) }
-                continue
-            }
-            switch event {
-            case .openFailed(let name, let generation, let error):
-                guard let s = sources[name], s.generation == generation else { continue }
-                s.opening = false
-                lines.append(markDown(s, reason: error, now: now, logs: &logs))
-            case .removed:
-                continue
-            case .ended(let lane, let live):
-                guard let s = sources.values.first(where: { $0.lane == lane }) else { continue }
-                s.lane = nil
-                if live {
-                    lines.append(markDown(s, reason: "end of stream", now: now, logs: &logs))
-                } else {
-                    s.finished = true
-                    hello.setUp(s.options.name, false)
-                    lines.append(ServiceRecord.sourceDown(source: s.options.name, reason: "end of file", retryInSeconds: nil))
-                    logs.append((.info, "source finished", ["source": "\(s.options.name)"]))
-                }
-            case .failed(let lane, let error):
-                guard let s = sources.values.first(where: { $0.lane == lane }) else { continue }
-                s.lane = nil
-                lines.append(markDown(s, reason: error, now: now, logs: &logs))
-            }
+        let actions = supervision.state.withLock { state in
+            let actions = events.flatMap { state.supervisor.handle($0, now: now) }
+            for action in actions { announce(action) }
+            return actions
         }
-        events.removeAll()
-        for s in sources.values where s.lane == nil && !s.opening && !s.finished && s.retiring == nil && s.retryAt <= now {
-            s.opening = true
-            toOpen.append(s)
-        }
-        if let interval = config.heartbeat {
-            for s in sources.values where now - s.lastSent >= interval {
-                let stats = s.lane.map { pipeline.stats(lane: $0) }
-                lines.append(ServiceRecord.heartbeat(source: s.options.name, up: s.lane != nil, fps: s.rate.perSecond(at: now),
-                                                     droppedTotal: stats?.dropped ?? 0))
-                s.lastSent = now
-            }
-        }
-        lock.unlock()
-
-        for (level, message, metadata) in logs { logger.log(level: level, message, metadata: metadata) }
-        for line in lines {
-            server.broadcast(line)
-            mqtt.forward(line: line)
-        }
-        for s in toOpen { open(s) }
-        updateRates(now: now)
-        pingWatchdog(now: now)
+        for action in actions { perform(action) }
+        return actions
     }
 
-    /// Schedules the next attempt: 1 s, 2 s, 4 s ... up to `reconnect_max_seconds` (30 s), each +-20 %. Must hold `lock`.
-    private func markDown(_ s: Supervised, reason: String, now: ContinuousClock.Instant,
-                          logs: inout [(Logger.Level, Logger.Message, Logger.Metadata)]) -> String {
-        hello.setUp(s.options.name, false)
-        s.failures += 1
-        let base = min(config.reconnectMax / .seconds(1), pow(2, Double(min(s.failures, 64) - 1)))
-        let delay = base * Double.random(in: 0.8...1.2)
-        s.retryAt = now + .milliseconds(Int(delay * 1000))
-        s.lastSent = now
-        logs.append((.warning, "source down", ["source": "\(s.options.name)", "reason": "\(reason)",
-                                               "retry_in_s": "\(String(format: "%.1f", delay))"]))
-        return ServiceRecord.sourceDown(source: s.options.name, reason: reason, retryInSeconds: delay)
+    /// The part of an action that sends a record. Called under the supervision lock.
+    private func announce(_ action: SourceSupervisor.Action) {
+        switch action {
+        case .announceUp(let source, let input):
+            hello.setUp(source, true)
+            outlet.publish(.written(ServiceRecord.sourceUp(source: source, input: Redaction.redactingPasswords(input))))
+        case .announceDown(let source, let down):
+            hello.setUp(source, false)
+            let line = switch down {
+            case .failed(let reason, let retryIn): ServiceRecord.sourceDown(source: source, reason: reason, retryInSeconds: retryIn)
+            case .finished: ServiceRecord.sourceDown(source: source, reason: "end of file", retryInSeconds: nil)
+            case .stopped(let reason, let replaced): ServiceRecord.sourceDown(source: source, reason: reason, retryInSeconds: replaced ? 0 : nil)
+            }
+            outlet.publish(.written(line))
+        case .heartbeat(let source, let lane, let fps):
+            let dropped = lane.map { pipeline.stats(lane: $0).dropped } ?? 0
+            outlet.publish(.written(ServiceRecord.heartbeat(source: source, up: lane != nil, fps: fps, droppedTotal: dropped)))
+        case .open, .decline, .removeLane:
+            break
+        }
+    }
+
+    /// The rest of an action, outside the lock.
+    private func perform(_ action: SourceSupervisor.Action) {
+        switch action {
+        case .open(let options, let attempt):
+            open(options, attempt: attempt)
+        case .removeLane(let lane):
+            pipeline.remove(lane: lane)  // waits for the lane's capture thread
+        case .announceUp(let source, let input):
+            logger.info("source up", metadata: ["source": "\(source)", "input": "\(Redaction.redactingPasswords(input))"])
+        case .announceDown(let source, .failed(let reason, let retryIn)):
+            logger.warning("source down", metadata: ["source": "\(source)", "reason": "\(reason)",
+                                                     "retry_in_s": "\(String(format: "%.1f", retryIn))"])
+        case .announceDown(let source, .finished):
+            logger.info("source finished", metadata: ["source": "\(source)"])
+        case .announceDown(let source, .stopped(let reason, _)):
+            logger.info("source stopped", metadata: ["source": "\(source)", "reason": "\(reason)"])
+        case .decline, .heartbeat:
+            break
+        }
     }
 
     /// Opening can block for the I/O timeout, so it runs on its own thread. The source is announced
-    /// (`source_up`) and its lane recorded before its first frame can be captured.
-    private func open(_ s: Supervised) {
-        let options = s.options, generation = s.generation
+    /// (`source_up`) and its lane known to the supervisor before its first frame can be captured.
+    private func open(_ options: SourceOptions, attempt: Int) {
         Thread { [self] in
             do {
                 try pipeline.add(options, opener: Pipeline.openDefault) { lane, _ in
-                    let current = lock.withLock { () -> Bool in
-                        guard let s = sources[options.name], s.generation == generation else { return false }
-                        s.opening = false
-                        s.lane = lane
-                        s.lastSent = clock.now
-                        return true
-                    }
-                    guard current else { return false }
-                    hello.setUp(options.name, true)
-                    let input = Redaction.redactingPasswords(options.input)
-                    let up = ServiceRecord.sourceUp(source: options.name, input: input)
-                    server.broadcast(up)
-                    mqtt.forward(line: up)
-                    logger.info("source up", metadata: ["source": "\(options.name)", "input": "\(input)"])
-                    return true
+                    !handle([.opened(source: options.name, attempt: attempt, lane: lane)]).contains(.decline(lane: lane))
                 }
             } catch {
                 let reason = (error as? CaptureError)?.reason ?? "\(error)"
-                post(.openFailed(name: options.name, generation: generation, error: Redaction.redactingPasswords(reason)))
+                supervision.post(.openFailed(source: options.name, attempt: attempt, reason: Redaction.redactingPasswords(reason)))
             }
         }.start()
     }
 
-    /// STATUS= every two seconds, with each source's records per second over the last `RateMeter.window`.
-    private func updateRates(now: ContinuousClock.Instant) {
-        guard now - lastRateUpdate >= .seconds(2) else { return }
-        lastRateUpdate = now
-        let status = lock.withLock { () -> String in
-            var parts: [String] = []
-            for name in config.sources.map(\.name) {
-                guard let s = sources[name] else { continue }
-                parts.append(s.lane != nil ? "\(name) \(String(format: "%.1f", s.rate.perSecond(at: now))) fps"
-                                           : (s.finished ? "\(name) finished" : "\(name) down"))
-            }
-            return parts.joined(separator: ", ")
-        }
-        try? notifier.status(status)
-    }
-
     /// Liveness that cannot lie: ping only when frames were detected since the last ping, or when none
     /// are waiting (idle is not stalled). A wedged worker stops the pings and systemd restarts us.
-    private func pingWatchdog(now: ContinuousClock.Instant) {
-        guard let interval = notifier.watchdogPingInterval, now - lastWatchdog >= interval else { return }
-        let lanes = lock.withLock { () -> (progressed: Bool, lanes: [Int]) in
-            let progressed = recordsSinceWatchdog > 0
-            recordsSinceWatchdog = 0
-            return (progressed, sources.values.compactMap(\.lane))
+    private func pingWatchdog() -> Bool {
+        let (progressed, lanes) = supervision.state.withLock { state in
+            defer { state.recordsSinceWatchdog = 0 }
+            return (state.recordsSinceWatchdog > 0, state.supervisor.lanes)
         }
-        if lanes.progressed || lanes.lanes.allSatisfy({ pipeline.stats(lane: $0).queued == 0 }) {
-            lastWatchdog = now
-            try? notifier.watchdog()
-        }
+        guard progressed || lanes.allSatisfy({ pipeline.stats(lane: $0).queued == 0 }) else { return false }
+        try? notifier.watchdog()
+        return true
     }
 
     // MARK: Reload
@@ -348,6 +254,7 @@ public final class Service: @unchecked Sendable {
     private func reload() {
         try? notifier.reloading()
         server.checkSocketFile()  // a deleted socket file would leave the daemon unreachable
+        let config = supervision.state.withLock { $0.config }
         var fresh: DaemonConfig
         do {
             fresh = try DaemonConfig.load(path: configPath)
@@ -359,37 +266,21 @@ public final class Service: @unchecked Sendable {
         } catch {
             let errors = (error as? ConfigError)?.problems.map(\.description) ?? ["\(error)"]
             logger.error("reload refused, keeping the running configuration", metadata: ["errors": "\(errors.joined(separator: "; "))"])
-            server.broadcast(ServiceRecord.reload(refused: errors))
+            outlet.publish(.written(ServiceRecord.reload(refused: errors)))
             try? notifier.ready()
             return
         }
-        var toRemove: [Int] = []
-        let changes = lock.withLock { () -> ReloadChanges in
-            let changes = config.changes(to: fresh)
-            let old = Dictionary(uniqueKeysWithValues: config.sources.map { ($0.name, $0) })
-            let new = Dictionary(uniqueKeysWithValues: fresh.sources.map { ($0.name, $0) })
-            let reasons = Dictionary(changes.restarted.map { ($0.source, $0.reason) }, uniquingKeysWith: { first, _ in first })
-            for name in Set(old.keys).union(new.keys) {
-                let replacement = new[name]
-                if let before = old[name], let after = replacement, !before.needsRestart(toBecome: after) { continue }
-                if let s = sources[name], let lane = s.lane {
-                    // Running: drain first; the replacement opens after the old lane's source_down.
-                    if s.retiring == nil { toRemove.append(lane) }
-                    s.retiring = (replacement, replacement == nil ? "removed from the configuration by a reload"
-                                                                  : "restarting for a reload: \(reasons[name] ?? "settings changed")")
-                } else {
-                    sources[name] = nil
-                    hello.setUp(name, false)
-                    if let replacement { addSupervised(replacement) }
-                }
-            }
-            config.sources = fresh.sources
-            config.thresholds = fresh.thresholds
-            config.heartbeat = fresh.heartbeat
-            config.reconnectMax = fresh.reconnectMax
+        let now = clock.now
+        let (changes, actions) = supervision.state.withLock { state in
+            let changes = state.config.changes(to: fresh)
+            state.config.sources = fresh.sources
+            state.config.thresholds = fresh.thresholds
+            state.config.heartbeat = fresh.heartbeat
+            state.config.reconnectMax = fresh.reconnectMax
             // Under the lock, so the source_down/source_up this reload causes come after it.
-            server.broadcast(ServiceRecord.reload(applied: changes))
-            return changes
+            outlet.publish(.written(ServiceRecord.reload(applied: changes)))
+            let settings = SourceSupervisor.Settings(heartbeat: fresh.heartbeat, reconnectMax: fresh.reconnectMax)
+            return (changes, state.supervisor.handle(.reload(sources: fresh.sources, settings: settings), now: now))
         }
         hello.setSources(fresh.sources.map(\.name))
         mqtt.apply(fresh)
@@ -397,7 +288,8 @@ public final class Service: @unchecked Sendable {
             logger.warning("changes that take effect on restart", metadata: ["keys": "\(changes.needsRestart.joined(separator: ", "))"])
         }
         pipeline.setThresholds(fresh.thresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
-        for lane in toRemove { pipeline.remove(lane: lane) }
+        for action in actions { perform(action) }
+        supervision.wake()  // the heartbeat interval may have changed
         logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)",
                                            "changed": "\(changes.changed.joined(separator: ", "))",
                                            "restarted": "\(changes.restarted.map { "\($0.source) (\($0.reason))" }.joined(separator: ", "))"])
@@ -405,37 +297,88 @@ public final class Service: @unchecked Sendable {
     }
 }
 
-/// What a new subscriber's `hello` says; read on the socket's I/O thread, updated on reload.
-private final class HelloState: @unchecked Sendable {
-    private let lock = NSLock()
+/// The supervisor and the bookkeeping that goes with it under one lock, and the events waiting for the supervision
+/// thread. It exists before the pipeline, whose callbacks post lane endings here and count records.
+private final class Supervision: Sendable {
+    struct State {
+        var supervisor: SourceSupervisor
+        /// The running configuration, for the next reload to compare with.
+        var config: DaemonConfig
+        var recordsSinceWatchdog = 0
+        var recordsEmitted = 0
+    }
+
+    let state: Mutex<State>
+    private let inbox = Mutex<[SourceSupervisor.Event]>([])
+    /// Signalled for every event posted, so the supervision thread handles it at once.
+    private let wakeup = DispatchSemaphore(value: 0)
+
+    init(config: DaemonConfig, now: ContinuousClock.Instant) {
+        let settings = SourceSupervisor.Settings(heartbeat: config.heartbeat, reconnectMax: config.reconnectMax)
+        state = Mutex(State(supervisor: SourceSupervisor(sources: config.sources, settings: settings, now: now), config: config))
+    }
+
+    /// From any thread; the supervision thread handles it.
+    func post(_ event: SourceSupervisor.Event) {
+        inbox.withLock { $0.append(event) }
+        wakeup.signal()
+    }
+
+    func takeEvents() -> [SourceSupervisor.Event] {
+        inbox.withLock { events in
+            defer { events.removeAll() }
+            return events
+        }
+    }
+
+    /// A record of `source` went out (called by the ordered sink, under its lock).
+    func delivered(source: String) {
+        let now = ContinuousClock.now
+        state.withLock { state in
+            state.recordsSinceWatchdog += 1
+            state.recordsEmitted += 1
+            _ = state.supervisor.handle(.delivered(source: source), now: now)
+        }
+    }
+
+    /// Sleeps until `deadline`, or less if an event is posted or `wake()` called.
+    func wait(until deadline: ContinuousClock.Instant) {
+        let nanoseconds = max(0, (deadline - .now) / .nanoseconds(1))
+        _ = wakeup.wait(timeout: .now() + .nanoseconds(Int(min(nanoseconds, 3.6e12))))
+    }
+
+    func wake() { wakeup.signal() }
+}
+
+/// What a new subscriber's `hello` says; read on the socket's I/O thread, updated as sources go up and down.
+private final class HelloState: Sendable {
     private let model: String
     private let precision: String
     private let labels: [String]
-    private var sources: [String]
-    private var up: Set<String> = []
+    private let current: Mutex<(sources: [String], up: Set<String>)>
 
     init(model: String, precision: String, labels: [String], sources: [String]) {
         self.model = model
         self.precision = precision
         self.labels = labels
-        self.sources = sources
+        current = Mutex((sources, []))
     }
 
     func setSources(_ names: [String]) {
-        lock.withLock {
-            sources = names
-            up.formIntersection(names)
+        current.withLock {
+            $0.sources = names
+            $0.up.formIntersection(names)
         }
     }
 
     func setUp(_ name: String, _ isUp: Bool) {
-        lock.withLock {
-            if isUp { up.insert(name) } else { up.remove(name) }
+        current.withLock {
+            if isUp { $0.up.insert(name) } else { $0.up.remove(name) }
         }
     }
 
     func line() -> String {
-        let current: (sources: [String], up: Set<String>) = lock.withLock { (sources, up) }
+        let current = current.withLock { $0 }
         return ServiceRecord.hello(version: Service.version, model: model, precision: precision, labels: labels,
                                    sources: current.sources, up: current.up)
     }

@@ -1,0 +1,33 @@
+import Sink
+
+/// The daemon's one way out: every record it sends (detections, source_up, source_down, heartbeat, reload) passes
+/// through `publish`, in the order subscribers receive it (`hello` and `lag` are per subscriber: the socket writes
+/// those). Detections come from the ordered sink, under its lock and in order per source; the others under the
+/// service's supervision lock. So whatever hooks in here (tracking, MQTT, HTTP) sees each source's records in order,
+/// must return quickly, and must not call back into the service.
+final class Outlet: Sendable {
+    private let server: SocketServer
+    private let mqtt: MQTTOutput
+
+    init(server: SocketServer, mqtt: MQTTOutput) {
+        self.server = server
+        self.mqtt = mqtt
+    }
+
+    func publish(_ record: OutgoingRecord) {
+        switch record {
+        case .detections(let detections):
+            server.broadcast(detections.jsonLine())
+            mqtt.forward(detections)
+        case .written(let line):
+            server.broadcast(line)
+            mqtt.forward(line: line)
+        }
+    }
+}
+
+/// A record on its way out: detections, or one of the service's records already written as a JSON line.
+enum OutgoingRecord {
+    case detections(DetectionRecord)
+    case written(String)
+}
