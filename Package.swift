@@ -25,14 +25,15 @@ let package = Package(
         .target(name: "Detector", dependencies: ["CDNNL", "Capture"]),
         .target(name: "Sink", dependencies: ["Detector"]),
         .target(name: "Tracking", dependencies: ["Detector", "Sink"]),
+        .target(name: "Annotate", dependencies: ["CFFmpeg", "Capture", "Detector"]),
         .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Daemon", dependencies: [
-            "Capture", "FrameRing", "Detector", "Sink", "MQTT",
+            "Capture", "FrameRing", "Detector", "Sink", "Tracking", "MQTT",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "sightline", dependencies: [
-            "Daemon", "Detector", "Capture", "Sink", "Tracking",
+            "Daemon", "Detector", "Capture", "Sink", "Tracking", "Annotate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -41,10 +42,11 @@ let package = Package(
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Capture"]),
+        .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Detector"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Detector"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]
 )

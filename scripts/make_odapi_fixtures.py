@@ -11,7 +11,8 @@ Tests/DetectorTests/Fixtures/models/:
   <name>.json            sidecar, only where the variant needs one (base_anchor_size, labels)
   <name>.reference.json  what TensorFlow computed: detections, shapes, where the raw outputs are
   <name>.reference.f32   raw outputs as little-endian float32: box encodings (`concat:0`), class logits
-                         (`concat_1:0`) and the graph's own anchors (`Concatenate/concat:0`, corners)
+                         (`concat_1:0`) and the graph's own anchors (`Concatenate/concat:0`, corners), then
+                         the box encodings and class logits computed in float64 (see float64_outputs)
 
 Images are computed, not decoded, so the Swift test makes the same pixels:
   pixel(y, x, c) = (y * 31 + x * 17 + c * 97 + ((y * x) % 23) * 5) % 256   (uint8 RGB)
@@ -23,7 +24,7 @@ Setup (about 3 GB; exporting one graph takes 1-2 minutes on 2 cores):
 
     python3 -m venv /tmp/odenv && /tmp/odenv/bin/pip install tensorflow-cpu==2.21.0 tf-keras==2.21.0 \\
         tf-slim scipy contextlib2 six matplotlib pillow
-    nice -n 19 /tmp/odenv/bin/python scripts/make_odapi_fixtures.py [--only NAME]
+    nice -n 19 /tmp/odenv/bin/python scripts/make_odapi_fixtures.py [--only NAME] [--references-only]
 
 The Object Detection API comes from PyPI's sdist `tf-models-research-object-detection==2.8.0.post1`
 (downloaded and unpacked into --work, not installed: installing it pulls in tf-models-official), patched
@@ -55,16 +56,20 @@ SDIST_DIR = "tf_models_research_object_detection-2.8.0.post1"
 #   feature extractor, depth multiplier (alpha), input size (height, width), classes, the exporter's
 #   input_shape (None: dynamic batch, the resize inside a while loop; [1,-1,-1,3]: static batch, the
 #   resize outside any loop; [1,H,W,3]: static shape, no resize at all), anchor base size.
+# Seeds are per variant, so adding one never changes another's weights.
 # All are exported by OD API 2.x code, whose preprocessor normalises before it resizes (the shipped
 # pedestrian graph, a 2018 export, resizes first).
 VARIANTS = {
     "ssdlite_mobilenet_v2_a035_224_c90": dict(
-        extractor="ssd_mobilenet_v2", lite=True, depth=0.35, size=(224, 224), classes=90, input_shape=None),
+        extractor="ssd_mobilenet_v2", lite=True, depth=0.35, size=(224, 224), classes=90, input_shape=None, seed=1001),
     "ssdlite_mobilenet_v2_a140_96x128_static": dict(
-        extractor="ssd_mobilenet_v2", lite=True, depth=1.4, size=(96, 128), classes=3, input_shape=[1, 96, 128, 3]),
+        extractor="ssd_mobilenet_v2", lite=True, depth=1.4, size=(96, 128), classes=3, input_shape=[1, 96, 128, 3], seed=1002),
     "ssd_mobilenet_v1_a050_128x96": dict(
         extractor="ssd_mobilenet_v1", lite=False, depth=0.5, size=(128, 96), classes=3, input_shape=[1, None, None, 3],
-        base_anchor=(0.8, 1.2), sidecar_labels=["alpha", "beta"]),
+        base_anchor=(0.8, 1.2), sidecar_labels=["alpha", "beta"], seed=1000),
+    "ssd_mobilenet_v2_a050_128": dict(
+        extractor="ssd_mobilenet_v2", lite=False, depth=0.5, size=(128, 128), classes=3, input_shape=None,
+        sidecar_labels=["alpha", "beta", "gamma"], seed=1003),
 }
 
 HYPERPARAMS = """
@@ -251,7 +256,9 @@ def reference(tf, graph_path, variant):
         det_boxes, det_scores, det_classes, num = sess.run(
             ["detection_boxes:0", "detection_scores:0", "detection_classes:0", "num_detections:0"],
             {"image_tensor:0": image(*detect_size)[None]})
+    exact_boxes, exact_logits = float64_outputs(tf, gd, height, width)
     n = int(num[0])
+    offset = boxes.size + logits.size + anchors.size
     ref = {
         "graph_sha256": hashlib.sha256(data).hexdigest(),
         "tensorflow_version": tf.__version__,
@@ -268,14 +275,97 @@ def reference(tf, graph_path, variant):
         "raw": {"box_encodings": {"offset": 0, "count": int(boxes.size), "shape": list(boxes.shape)},
                 "class_logits": {"offset": int(boxes.size), "count": int(logits.size), "shape": list(logits.shape)},
                 "anchors": {"offset": int(boxes.size + logits.size), "count": int(anchors.size), "shape": list(anchors.shape),
-                            "layout": "corners [ymin, xmin, ymax, xmax]"}},
+                            "layout": "corners [ymin, xmin, ymax, xmax]"},
+                "box_encodings_float64": {"offset": int(offset), "count": int(exact_boxes.size),
+                                          "note": "computed in float64, stored rounded to float32"},
+                "class_logits_float64": {"offset": int(offset + exact_boxes.size), "count": int(exact_logits.size),
+                                         "note": "computed in float64, stored rounded to float32"}},
+        "tensorflow_f32_error": {"box_encodings": float(np.abs(boxes.astype(np.float64) - exact_boxes).max()),
+                                 "class_logits": float(np.abs(logits.astype(np.float64) - exact_logits).max()),
+                                 "note": "largest difference of TensorFlow's float32 outputs above from the float64 ones"},
         "detect_image_size": list(detect_size),
         "detections": [{"box": [float(v) for v in det_boxes[0, k]], "score": float(det_scores[0, k]),
                         "class": int(det_classes[0, k])} for k in range(n)],
     }
     print("  %d anchors, %d detections, top scores %s, resize nodes %s"
           % (anchors.shape[0], n, [round(float(s), 3) for s in det_scores[0, :3]], resizes))
-    return ref, f32_bytes(boxes) + f32_bytes(logits) + f32_bytes(anchors)
+    print("  TensorFlow float32 against float64: boxes %.3g, logits %.3g"
+          % (ref["tensorflow_f32_error"]["box_encodings"], ref["tensorflow_f32_error"]["class_logits"]))
+    return ref, f32_bytes(boxes) + f32_bytes(logits) + f32_bytes(anchors) + f32_bytes(exact_boxes) + f32_bytes(exact_logits)
+
+
+def float64_outputs(tf, gd, height, width):
+    """The network's raw outputs computed in float64, to tell how far each float32 result is from the exact one.
+
+    The preprocessor is cut off (the raw image has the input's size, so its resize is the identity): the first
+    convolution's input is fed (2 / 255) x - 1, the MobileNet extractors' normalisation. Every float tensor and
+    constant becomes double, and FusedBatchNormV3 (float-only) is written out as x * k + (beta - mean * k) with
+    k = gamma / sqrt(variance + epsilon), computed in double."""
+    from tensorflow.core.framework import graph_pb2, types_pb2
+    from tensorflow.python.framework import tensor_util
+    g = graph_pb2.GraphDef()
+    g.CopyFrom(gd)
+    first = next(n for n in g.node if n.op == "Conv2D" and n.name.startswith("FeatureExtractor/")
+                 and n.name.endswith(("Conv/Conv2D", "Conv2d_0/Conv2D")))
+    cut = first.input[0].split(":")[0]
+    for n in g.node:
+        if n.name == cut:
+            n.op = "Placeholder"
+            del n.input[:]
+            n.attr.clear()
+            n.attr["dtype"].type = types_pb2.DT_FLOAT
+    g = tf.compat.v1.graph_util.extract_sub_graph(g, ["concat", "concat_1"])
+    nodes = {n.name: n for n in g.node}
+
+    def constant(name):
+        n = nodes[name.split(":")[0]]
+        while n.op == "Identity":
+            n = nodes[n.input[0].split(":")[0]]
+        return tensor_util.MakeNdarray(n.attr["value"].tensor).astype(np.float64)
+
+    out = graph_pb2.GraphDef()
+
+    def add(name, op, inputs=(), value=None):
+        n = out.node.add()
+        n.name, n.op = name, op
+        n.input.extend(inputs)
+        if value is None:
+            n.attr["T"].type = types_pb2.DT_DOUBLE
+        else:
+            n.attr["dtype"].type = types_pb2.DT_DOUBLE
+            n.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
+
+    for n in g.node:
+        if n.op == "FusedBatchNormV3":
+            gamma, beta, mean, variance = (constant(i) for i in n.input[1:5])
+            k = gamma / np.sqrt(variance + n.attr["epsilon"].f)
+            add(n.name + "/k", "Const", value=k)
+            add(n.name + "/b", "Const", value=beta - mean * k)
+            add(n.name + "/mul", "Mul", [n.input[0], n.name + "/k"])
+            add(n.name, "AddV2", [n.name + "/mul", n.name + "/b"])
+            continue
+        m = out.node.add()
+        m.CopyFrom(n)
+        if n.op == "Const" and n.attr["dtype"].type == types_pb2.DT_FLOAT:
+            m.attr["dtype"].type = types_pb2.DT_DOUBLE
+            m.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(constant(n.name)))
+        for key in ("T", "dtype", "DstT"):
+            if key in m.attr and m.attr[key].type == types_pb2.DT_FLOAT:
+                m.attr[key].type = types_pb2.DT_DOUBLE
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(out, name="")
+    with tf.compat.v1.Session(graph=graph) as sess:
+        return sess.run(["concat:0", "concat_1:0"], {cut + ":0": image(height, width)[None].astype(np.float64) * (2 / 255) - 1})
+
+
+def write_reference(tf, graph_path, variant, out_dir, name):
+    ref, raw = reference(tf, graph_path, variant)
+    with open(os.path.join(out_dir, name + ".reference.json"), "w") as f:
+        json.dump(ref, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(out_dir, name + ".reference.f32"), "wb") as f:
+        f.write(raw)
 
 
 def main():
@@ -283,28 +373,29 @@ def main():
     ap.add_argument("--out-dir", default=DEFAULT_OUT)
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "sightline-odapi"))
     ap.add_argument("--only", action="append", choices=sorted(VARIANTS))
+    ap.add_argument("--references-only", action="store_true",
+                    help="recompute the reference files of the committed graphs without exporting them again")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     os.makedirs(args.out_dir, exist_ok=True)
     tf = import_tensorflow(prepare_odapi(args.work))
-    for seed, (name, variant) in enumerate(sorted(VARIANTS.items())):
+    for name, variant in sorted(VARIANTS.items()):
         if args.only and name not in args.only:
             continue
         print(name)
-        rng = np.random.default_rng(1000 + seed)
-        tf.compat.v1.set_random_seed(1000 + seed)
+        if args.references_only:
+            graph = os.path.join(args.out_dir, name + ".pb")
+            write_reference(tf, graph, variant, args.out_dir, name)
+            continue
+        rng = np.random.default_rng(variant["seed"])
+        tf.compat.v1.set_random_seed(variant["seed"])
         pipeline = pipeline_for(variant)
         work = tempfile.mkdtemp(dir=args.work)
         norms = make_checkpoint(tf, pipeline, variant, os.path.join(work, "model.ckpt"), rng)
         print("  %d BatchNorm layers calibrated" % norms)
         frozen = export(tf, pipeline, variant, os.path.join(work, "model.ckpt"), os.path.join(work, "export"))
         shutil.copyfile(frozen, os.path.join(args.out_dir, name + ".pb"))
-        ref, raw = reference(tf, frozen, variant)
-        with open(os.path.join(args.out_dir, name + ".reference.json"), "w") as f:
-            json.dump(ref, f, indent=1)
-            f.write("\n")
-        with open(os.path.join(args.out_dir, name + ".reference.f32"), "wb") as f:
-            f.write(raw)
+        write_reference(tf, frozen, variant, args.out_dir, name)
         sidecar = {}
         if "base_anchor" in variant:
             sidecar["base_anchor_size"] = list(variant["base_anchor"])

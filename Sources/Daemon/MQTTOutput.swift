@@ -3,6 +3,7 @@ import Logging
 import MQTT
 import Sink
 import Synchronization
+import Tracking
 
 /// The daemon's MQTT side (docs/MQTT.md): a publisher while the config has an `mqtt:` section, fed from the
 /// outlet with every record that leaves. A reload creates, reconfigures or stops it without touching the sources.
@@ -26,25 +27,29 @@ final class MQTTOutput: Sendable {
         publisher.detections(source: record.source, latencyMs: record.latencyMs, dropped: record.dropped) { record.jsonLine() }
     }
 
-    /// A record already written as a JSON line: `source_up`/`source_down` set the source's retained state,
-    /// `object_start`/`object_end` are events, `presence` a retained count; the rest stay on the socket.
+    /// `object_start`/`object_end` go out as events (`line`: the socket's JSON), `presence` as a retained count.
+    func forward(_ event: TrackEvent, line: String) {
+        guard let publisher = publisher.withLock({ $0 }) else { return }
+        switch event {
+        case .start(let start): publisher.event(source: start.source, json: line)
+        case .end(let end): publisher.event(source: end.source, json: line)
+        case .presence(let presence): publisher.presence(source: presence.source, label: presence.label, count: presence.count)
+        }
+    }
+
+    /// One of the service's records, already written as a JSON line: `source_up`/`source_down` set the source's
+    /// retained state; the others (heartbeat, reload) stay on the socket.
     func forward(line: String) {
         guard let publisher = publisher.withLock({ $0 }) else { return }
-        // Every record starts with its type; only these few are decoded.
-        let head = "{\"type\":\""
-        guard line.hasPrefix(head) else { return }
-        let type = line.utf8.dropFirst(head.utf8.count).prefix { $0 != UInt8(ascii: "\"") }
-        guard ["source_up", "source_down", "object_start", "object_end", "presence"].contains(where: { $0.utf8.elementsEqual(type) }),
+        // Every record starts with its type; only these two are decoded.
+        let isUp = line.hasPrefix("{\"type\":\"source_up\"")
+        guard isUp || line.hasPrefix("{\"type\":\"source_down\""),
               let record = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
               let source = record["source"] as? String else { return }
-        switch String(decoding: type, as: UTF8.self) {
-        case "source_up": publisher.sourceUp(source)
-        case "source_down": publisher.sourceDown(source, reason: record["reason"] as? String ?? "")
-        case "presence":
-            if let label = record["label"] as? String, let count = record["count"] as? Int {
-                publisher.presence(source: source, label: label, count: count)
-            }
-        default: publisher.event(source: source, json: line)
+        if isUp {
+            publisher.sourceUp(source)
+        } else {
+            publisher.sourceDown(source, reason: record["reason"] as? String ?? "")
         }
     }
 

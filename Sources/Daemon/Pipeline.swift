@@ -3,6 +3,7 @@ import Detector
 import Foundation
 import FrameRing
 import Sink
+import Tracking
 
 /// How one source feeds the pipeline.
 public struct SourceOptions: Sendable, Equatable {
@@ -26,6 +27,8 @@ public struct SourceOptions: Sendable, Equatable {
     public var captureFPS: Double?
     /// This source's own `threshold`/`thresholds`; changing them never restarts the source.
     public var thresholds = SourceThresholds()
+    /// This source's own `tracking` keys; changing them never restarts the source either.
+    public var tracking = TrackingOverrides()
 
     public init(name: String, input: String, policy: DropPolicy? = nil, ringCapacity: Int? = nil, realtime: Bool = false,
                 realtimeFPS: Double? = nil, fpsLimit: Double? = nil, ioTimeout: Duration = .seconds(10)) {
@@ -39,10 +42,11 @@ public struct SourceOptions: Sendable, Equatable {
         self.ioTimeout = ioTimeout
     }
 
-    /// Whether going from `self` to `other` needs the source closed and reopened: any change but its thresholds.
+    /// Whether going from `self` to `other` needs the source closed and reopened: any change but its thresholds and tracking.
     public func needsRestart(toBecome other: SourceOptions) -> Bool {
         var other = other
         other.thresholds = thresholds
+        other.tracking = tracking
         return other != self
     }
 }
@@ -67,6 +71,11 @@ public final class Pipeline: @unchecked Sendable {
     /// How each ended source ended, announced once its last record is out.
     private let laneEndings: LaneEndings
     private let onSourceEvent: @Sendable (SourceEvent) -> Void
+    private let frameTap: FrameTap?
+
+    /// Sees each detected frame on its worker thread before the frame's pixels go back to the pool:
+    /// it may copy them (for a preview), never keep them, and must return quickly.
+    public typealias FrameTap = @Sendable (_ frame: Frame, _ detections: [Detection]) -> Void
 
     /// A source ending, by error, at its end of stream or by `remove(lane:)` (not when the pipeline stops),
     /// sent after its last record.
@@ -103,6 +112,7 @@ public final class Pipeline: @unchecked Sendable {
     /// Builds `threads` detectors over `model` and starts their worker threads.
     public init(model: Model, threads: Int, thresholds: Thresholds,
                 onSourceEvent: @escaping @Sendable (SourceEvent) -> Void = { _ in },
+                frameTap: FrameTap? = nil,
                 emit: @escaping @Sendable (DetectionRecord) -> Void) throws {
         ring = FrameRing()
         let endings = LaneEndings()
@@ -112,6 +122,7 @@ public final class Pipeline: @unchecked Sendable {
         self.laneEndings = endings
         self.thresholds = thresholds
         self.onSourceEvent = onSourceEvent
+        self.frameTap = frameTap
         let detectors = try (0..<threads).map { _ in try model.makeDetector() }
         for (index, detector) in detectors.enumerated() {
             let thread = Thread { [ring, sink] in
@@ -307,6 +318,7 @@ public final class Pipeline: @unchecked Sendable {
                     inferMs: infer / .milliseconds(1),
                     dropped: job.droppedBefore, detections: detections, file: frame.file)
                 record.lowScore = lowScore
+                frameTap?(frame, detections)
                 frame.pixels.recycle()
                 sink.submit(record, lane: job.lane, order: job.order, capturedAt: frame.captureInstant)
             } catch {

@@ -5,6 +5,7 @@ import Detector
 import Foundation
 import FrameRing
 import Sink
+import Synchronization
 import Tracking
 
 struct Detect: ParsableCommand {
@@ -63,6 +64,10 @@ struct Detect: ParsableCommand {
     @Option(help: "With --track: least overlap (IoU) of a detection with a track's predicted box to continue it.")
     var trackIou = TrackingParameters.defaults.iouThreshold
 
+    @Option(help: ArgumentHelp("Also write every frame with detections, its boxes, labels and scores drawn, as a JPEG into this directory (created if missing).",
+                               valueName: "dir"))
+    var annotate: String?
+
     @Argument(help: "Video files, images, directories of images, image sequences (img%03d.png), stream URLs or V4L2 devices.")
     var inputs: [String]
 
@@ -97,6 +102,16 @@ struct Detect: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
         let done = DispatchSemaphore(value: 0)
+        // SIGHTLINE_TRACK_TIMING=1: the tracker's CPU time against the whole run's, on stderr (docs/BENCHMARKS.md).
+        let timing = track && ProcessInfo.processInfo.environment["SIGHTLINE_TRACK_TIMING"] != nil ? TrackerTiming() : nil
+        let names = inputs.map(Redaction.redactingPasswords)
+        // Enough copies for every frame a lane can have in flight: its ring, and one per worker.
+        let annotated = try annotate.map { directory in
+            try failingCleanly { try AnnotatedFrames(directory: directory, inputs: names,
+                                                      copiesHeld: names.count * ((ringCapacity ?? 2 * threads + 2) + threads + 2)) }
+        }
+        var tap: Pipeline.FrameTap?
+        if let annotated { tap = { frame, detections in annotated.keep(frame, detections: detections) } }
         let tracking = track ? TrackingStage(defaults: TrackingParameters(minHits: trackMinHits, windowSeconds: trackWindow,
                                                                           maxAgeSeconds: trackMaxAge, iouThreshold: trackIou)) : nil
         let thresholds = Thresholds(defaultScore: threshold, lowScoreFloor: track ? TrackingStage.lowScoreFloor : nil)
@@ -109,12 +124,16 @@ struct Detect: ParsableCommand {
                 case .failed(let name, _, _), .removed(let name, _): tracking.end(source: name, reason: .sourceDown)
                 }
                 for event in ended { output.write(event.jsonLine()) }
-            }) { record in
+            }, frameTap: tap) { record in
                 if let tracking {
+                    let started = timing?.threadCPU()
                     let (tracked, events) = tracking.process(record)
+                    if let started, let timing { timing.add(timing.threadCPU() - started) }
                     for event in events { output.write(event.jsonLine()) }
+                    annotated?.write(tracked)
                     output.write(tracked.jsonLine())
                 } else {
+                    annotated?.write(record)
                     output.write(record.jsonLine())
                 }
                 // The reader went away (e.g. `| head`): nothing more is wanted, even from a live stream.
@@ -149,7 +168,12 @@ struct Detect: ParsableCommand {
             }
             return
         }
+        if let timing { reportError(timing.report()) }
         for failure in pipeline.sourceFailures {
+            reportError(failure)
+            failed = true
+        }
+        if let failure = annotated?.failure {
             reportError(failure)
             failed = true
         }
@@ -158,6 +182,28 @@ struct Detect: ParsableCommand {
 }
 
 extension DropPolicy: ExpressibleByArgument {}
+
+/// CPU time spent in the tracker, for measuring its share of a run.
+final class TrackerTiming: Sendable {
+    private let total = Mutex<Double>(0)
+
+    func threadCPU() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    func add(_ seconds: Double) { total.withLock { $0 += seconds } }
+
+    func report() -> String {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let process = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        let tracker = total.withLock { $0 }
+        return String(format: "tracking took %.1f ms of %.1f ms process CPU time (%.3f %%)", tracker * 1000, process * 1000,
+                      100 * tracker / max(process, 1e-9))
+    }
+}
 
 /// stdout for JSON lines: written whole, line by line, so a reader sees complete records as they come.
 /// A reader that goes away (EPIPE) ends output quietly, as `head` expects; any other write error

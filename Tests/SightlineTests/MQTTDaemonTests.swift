@@ -12,7 +12,7 @@ final class MQTTDaemonTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
     /// A config with one realtime vtest.avi source named `source` and `mqtt` as the mqtt section's body.
-    func writeConfig(_ name: String, source: String = "walk", mqtt: String) throws -> (config: String, socket: String) {
+    func writeConfig(_ name: String, source: String = "walk", realtime: Bool = true, mqtt: String) throws -> (config: String, socket: String) {
         let config = dir.appendingPathComponent("\(name).yaml").path, socket = dir.appendingPathComponent("\(name).sock").path
         try """
         workers: 1
@@ -20,7 +20,7 @@ final class MQTTDaemonTests: XCTestCase {
         sources:
           - name: \(source)
             input: \(TestPaths.media("vtest.avi"))
-            realtime: true
+            realtime: \(realtime)
         mqtt:
         \(mqtt)
         """.write(toFile: config, atomically: true, encoding: .utf8)
@@ -122,5 +122,36 @@ final class MQTTDaemonTests: XCTestCase {
         XCTAssertEqual(more.match?["type"] as? String, "detections", "\(more.seen)")
         daemon.signal(SIGTERM)
         XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
+    }
+
+    /// Real video through the tracker: every `object_start` published on `<prefix>/<source>/events` gets its
+    /// `object_end`, the same JSON the socket sends, and the retained person count returns to 0 when the file ends.
+    func testEventsAndCountsFromARealVideo() throws {
+        let broker = try MosquittoBroker()
+        let subscriber = try MQTTSubscriber(port: broker.port, topics: ["sightline/walk/#"])
+        defer { subscriber.stop() }
+        let (config, _) = try writeConfig("events", realtime: false, mqtt: """
+          host: 127.0.0.1
+          port: \(broker.port)
+          queue_limit: 100000
+        """)
+        let daemon = try BackgroundProcess(binary, ["run", "--config", config])
+        // The file ends: its source goes down (after its tracks ended).
+        XCTAssertTrue(subscriber.waitUntil(timeout: 600) { messages in
+            messages.contains { $0.topic == "sightline/walk/state" && $0.json?["reason"] as? String == "end of file" }
+        }, "\(subscriber.messages.suffix(20))\n\(daemon.stderr)")
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.wait(timeout: 60), 0, daemon.stderr)
+        let events = subscriber.messages(on: "sightline/walk/events").compactMap(\.json)
+        let starts = events.filter { $0["type"] as? String == "object_start" }.compactMap { $0["track_id"] as? Int }
+        let ends = events.filter { $0["type"] as? String == "object_end" }.compactMap { $0["track_id"] as? Int }
+        XCTAssertGreaterThan(starts.count, 5, "vtest.avi has people walking through")
+        XCTAssertEqual(starts.count, events.count - ends.count, "only object_start and object_end on the events topic")
+        XCTAssertEqual(Set(starts).count, starts.count, "one start per track")
+        XCTAssertEqual(ends.sorted(), starts.sorted(), "every start has exactly one end")
+        XCTAssertTrue(events.allSatisfy { $0["source"] as? String == "walk" })
+        let counts = subscriber.messages(on: "sightline/walk/person").compactMap { Int($0.payload) }
+        XCTAssertGreaterThan(counts.max() ?? 0, 0, "\(counts)")
+        XCTAssertEqual(counts.last, 0, "\(counts)")
     }
 }
