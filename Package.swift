@@ -14,10 +14,11 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
-        // C libraries enter through these three targets and nowhere else.
+        // C libraries enter through these targets and nowhere else.
         .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg"),
         .systemLibrary(name: "CV4L2", path: "Sources/CV4L2"),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "CMosquitto", path: "Sources/CMosquitto"),
 
         // Plain values every stage shares (frames, pixel buffers, detections); depends on nothing.
         .target(name: "Values"),
@@ -27,8 +28,9 @@ let package = Package(
         .target(name: "Sink", dependencies: ["Values"]),
         .target(name: "Tracking", dependencies: ["Sink", "Values"]),
         .target(name: "Annotate", dependencies: ["CFFmpeg", "Values"]),
+        .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Daemon", dependencies: [
-            "Capture", "FrameRing", "Detector", "Sink", "Tracking", "Values",
+            "Capture", "FrameRing", "Detector", "Sink", "Tracking", "MQTT", "Values",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -45,6 +47,7 @@ let package = Package(
         .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Values"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Values"]),
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]

@@ -1,12 +1,13 @@
 import Detector
 import FrameRing
+import MQTT
 import Tracking
 import Yams
 
 /// The schema of the config file (docs/CONFIG.md): which keys each section has and what each must hold.
 extension ConfigReader {
     static let topKeys = ["model", "labels", "precision", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds",
-                          "reconnect_max_seconds", "tracking", "sources"]
+                          "reconnect_max_seconds", "tracking", "sources", "mqtt"]
     static let socketKeys = ["path", "mode", "group", "queue_limit", "max_subscribers"]
     static let sourceKeys = ["name", "input", "policy", "fps_limit", "realtime", "realtime_fps", "ring_capacity", "io_timeout",
                              "width", "height", "capture_fps", "threshold", "thresholds", "tracking"]
@@ -56,6 +57,13 @@ extension ConfigReader {
             config.sources = sources(node, "sources")
         } else {
             problem(root, "sources", "missing: list at least one source (name and input)")
+        }
+        if let node = fields["mqtt"] {
+            config.mqtt = mqtt(node, "mqtt")
+            // Each source name is one topic level (docs/MQTT.md).
+            for (index, source) in config.sources.enumerated() where !Topics.isValidLevel(source.name) {
+                problem(node, "sources[\(index)].name", "\"\(source.name)\" cannot be an MQTT topic level: it must not contain '/', '+' or '#'")
+            }
         }
         config.lines = lines
         return config

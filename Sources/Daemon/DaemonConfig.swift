@@ -1,5 +1,6 @@
 import Detector
 import Foundation
+import MQTT
 import Tracking
 import Yams
 
@@ -29,6 +30,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var tracking = TrackingSettings()
     /// At least one; names are unique.
     public var sources: [SourceOptions]
+    /// The broker to publish to (docs/MQTT.md); nil: no MQTT.
+    public var mqtt: MQTTSettings?
     /// The line each key was written on, by key path (`socket.group`, `sources[1].thresholds.person`), so that
     /// problems found after parsing (a model that does not load, an unknown label) can name their line too.
     public var lines = KeyLines()

@@ -8,28 +8,42 @@ import Tracking
 /// must return quickly, and must not call back into the service.
 ///
 /// Tracking hooks in here: a frame's events go out right before its detections, and a source's open tracks end
-/// right before its `source_down`.
+/// right before its `source_down`. Everything that goes to the socket also goes to MQTT (when configured).
 final class Outlet: Sendable {
     private let server: SocketServer
     private let tracking: TrackingStage
+    private let mqtt: MQTTOutput
 
-    init(server: SocketServer, tracking: TrackingStage) {
+    init(server: SocketServer, tracking: TrackingStage, mqtt: MQTTOutput) {
         self.server = server
         self.tracking = tracking
+        self.mqtt = mqtt
     }
 
     func publish(_ record: OutgoingRecord) {
         switch record {
         case .detections(let detections):
             let (tracked, events) = tracking.process(detections)
-            for event in events { server.broadcast(event.jsonLine()) }
+            for event in events { send(event) }
             server.broadcast(tracked.jsonLine())
+            mqtt.forward(tracked)
         case .sourceDown(let source, let tracksEnd, let line):
-            for event in tracking.end(source: source, reason: tracksEnd) { server.broadcast(event.jsonLine()) }
-            server.broadcast(line)
+            for event in tracking.end(source: source, reason: tracksEnd) { send(event) }
+            send(line)
         case .written(let line):
-            server.broadcast(line)
+            send(line)
         }
+    }
+
+    private func send(_ event: TrackEvent) {
+        let line = event.jsonLine()
+        server.broadcast(line)
+        mqtt.forward(event, line: line)
+    }
+
+    private func send(_ line: String) {
+        server.broadcast(line)
+        mqtt.forward(line: line)
     }
 
     /// New tracking settings (a reload); see `TrackingStage.configure`.
@@ -39,7 +53,7 @@ final class Outlet: Sendable {
 
     /// The daemon is stopping and its last records are out: every open track ends.
     func shutdown() {
-        for event in tracking.endAll(reason: .shutdown) { server.broadcast(event.jsonLine()) }
+        for event in tracking.endAll(reason: .shutdown) { send(event) }
     }
 }
 

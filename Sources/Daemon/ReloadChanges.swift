@@ -10,6 +10,7 @@ extension DaemonConfig {
         if new.tracking != tracking { changes.changed.append("tracking") }
         if new.heartbeat != heartbeat { changes.changed.append("heartbeat_seconds") }
         if new.reconnectMax != reconnectMax { changes.changed.append("reconnect_max_seconds") }
+        if new.mqtt != mqtt { changes.changed.append("mqtt") }
         if new.model != model { changes.needsRestart.append("model") }
         if new.labels != labels { changes.needsRestart.append("labels") }
         if new.precision != precision { changes.needsRestart.append("precision") }

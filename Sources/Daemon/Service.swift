@@ -20,6 +20,8 @@ public final class Service: Sendable {
     private let server: SocketServer
     private let hello: HelloState
     private let outlet: Outlet
+    /// Records also go to the MQTT broker when the config has an `mqtt:` section.
+    private let mqtt: MQTTOutput
     private let supervision: Supervision
     private let pipeline: Pipeline
     private let notifier: SystemdNotifier
@@ -56,7 +58,9 @@ public final class Service: Sendable {
             server = try SocketServer(path: config.socket.path, options: options, hello: { hello.line() })
         }
         // What the pipeline's callbacks reach exists before the pipeline does.
-        let outlet = Outlet(server: server, tracking: TrackingStage(defaults: nil, sources: config.trackingBySource))
+        let mqtt = try MQTTOutput(config: config, labels: model.labelNames, logger: logger)
+        let outlet = Outlet(server: server, tracking: TrackingStage(defaults: nil, sources: config.trackingBySource), mqtt: mqtt)
+        self.mqtt = mqtt
         let supervision = Supervision(config: config, now: clock.now)
         self.outlet = outlet
         self.supervision = supervision
@@ -77,6 +81,7 @@ public final class Service: Sendable {
                                         supervision.delivered(source: record.source)
                                     })
         } catch {
+            mqtt.stop()
             server.close(flushTimeout: .zero)
             throw error
         }
@@ -127,6 +132,7 @@ public final class Service: Sendable {
         supervised.wait()
         pipeline.stop()
         outlet.shutdown()
+        mqtt.stop()
         server.close(flushTimeout: .milliseconds(800))
         logger.info("stopped", metadata: ["records": "\(supervision.state.withLock { $0.recordsEmitted })"])
         return 0
@@ -283,6 +289,7 @@ public final class Service: Sendable {
             return (changes, state.supervisor.handle(.reload(sources: fresh.sources, settings: settings), now: now))
         }
         hello.setSources(fresh.sources.map(\.name))
+        mqtt.apply(fresh)
         if !changes.needsRestart.isEmpty {
             logger.warning("changes that take effect on restart", metadata: ["keys": "\(changes.needsRestart.joined(separator: ", "))"])
         }
