@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 CACHE="${SIGHTLINE_CACHE:-$PWD/.cache}"
 
 APT_PACKAGES=(pkg-config libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
-              libv4l-dev libdnnl-dev opencv-doc ffmpeg python3 python3-pip python3-venv socat systemd)
+              libv4l-dev libdnnl-dev opencv-doc ffmpeg python3 python3-pip python3-venv socat systemd
+              curl chromium)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

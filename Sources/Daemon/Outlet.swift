@@ -1,3 +1,4 @@
+import HTTP
 import Sink
 
 /// The daemon's one way out: every record it sends (detections, source_up, source_down, heartbeat, reload) passes
@@ -7,14 +8,18 @@ import Sink
 /// must return quickly, and must not call back into the service.
 final class Outlet: Sendable {
     private let server: SocketServer
+    private let http: HTTPServer?
 
-    init(server: SocketServer) {
+    init(server: SocketServer, http: HTTPServer? = nil) {
         self.server = server
+        self.http = http
     }
 
     func publish(_ record: OutgoingRecord) {
         switch record {
-        case .detections(let detections): server.broadcast(detections.jsonLine())
+        case .detections(let detections):
+            server.broadcast(detections.jsonLine())
+            http?.record(detections)
         case .written(let line): server.broadcast(line)
         }
     }

@@ -1,6 +1,7 @@
 import Capture
 import Detector
 import Foundation
+import HTTP
 import Logging
 import Sink
 import Synchronization
@@ -21,6 +22,7 @@ public final class Service: Sendable {
     private let outlet: Outlet
     private let supervision: Supervision
     private let pipeline: Pipeline
+    private let http: HTTPServer?
     private let notifier: SystemdNotifier
     private let logger: Logger
     private let clock = ContinuousClock()
@@ -35,6 +37,8 @@ public final class Service: Sendable {
         self.notifier = notifier
         self.logger = logger
         self.model = model
+        // Before anything uses Swift concurrency: HTTP's tasks then run on SwiftNIO's threads.
+        if config.http != nil { HTTPServer.adoptEventLoopsAsGlobalExecutor() }
         for warning in model.warnings { logger.warning("\(warning)") }
         if let warning = model.calibrationWarning { logger.warning("\(warning)") }
         logger.info("precision \(model.precision.precision.rawValue)", metadata: ["reason": "\(model.precision.reason)"])
@@ -55,10 +59,14 @@ public final class Service: Sendable {
             server = try SocketServer(path: config.socket.path, options: options, hello: { hello.line() })
         }
         // What the pipeline's callbacks reach exists before the pipeline does.
-        let outlet = Outlet(server: server)
+        let http = config.http.map { HTTPServer(options: $0, logger: logger) }
+        let outlet = Outlet(server: server, http: http)
         let supervision = Supervision(config: config, now: clock.now)
         self.outlet = outlet
         self.supervision = supervision
+        self.http = http
+        var frameTap: Pipeline.FrameTap?
+        if let hub = http?.hub { frameTap = { frame, _ in hub.tap(frame) } }
         do {
             pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.thresholds,
                                     onSourceEvent: { event in
@@ -71,13 +79,29 @@ public final class Service: Sendable {
                                             supervision.post(.laneEnded(source: name, lane: lane, how: .removed))
                                         }
                                     },
+                                    frameTap: frameTap,
                                     emit: { record in
                                         outlet.publish(.detections(record))
                                         supervision.delivered(source: record.source)
                                     })
         } catch {
+            http?.stop()
             server.close(flushTimeout: .zero)
             throw error
+        }
+        if let http {
+            do {
+                try http.start(daemon: .init(sources: { [supervision, pipeline = self.pipeline] in Self.sourceStatuses(supervision, pipeline) },
+                                             subscribers: { [server = self.server] in .init(connected: server.subscriberCount,
+                                                                              disconnectedStuck: server.disconnectedStuck,
+                                                                              refusedOverLimit: server.refusedOverLimit) }))
+            } catch {
+                pipeline.stop()
+                http.stop()
+                server.close(flushTimeout: .zero)
+                throw error
+            }
+            logger.info("HTTP listening", metadata: ["address": "\(http.listeningOn ?? "\(http.options.listen)")"])
         }
         logger.info(activated == nil ? "listening" : "listening on the socket passed by systemd",
                     metadata: ["socket": "\(activated.map { "fd \($0.fd)" } ?? config.socket.path)",
@@ -125,6 +149,7 @@ public final class Service: Sendable {
         supervision.wake()
         supervised.wait()
         pipeline.stop()
+        http?.stop()
         server.close(flushTimeout: .milliseconds(800))
         logger.info("stopped", metadata: ["records": "\(supervision.state.withLock { $0.recordsEmitted })"])
         return 0
@@ -178,6 +203,7 @@ public final class Service: Sendable {
         switch action {
         case .announceUp(let source, let input):
             hello.setUp(source, true)
+            http?.sourceWentUp(source)
             outlet.publish(.written(ServiceRecord.sourceUp(source: source, input: Redaction.redactingPasswords(input))))
         case .announceDown(let source, let down):
             hello.setUp(source, false)
@@ -187,6 +213,10 @@ public final class Service: Sendable {
             case .stopped(let reason, let replaced): ServiceRecord.sourceDown(source: source, reason: reason, retryInSeconds: replaced ? 0 : nil)
             }
             outlet.publish(.written(line))
+            switch down {
+            case .failed(let reason, _), .stopped(let reason, _): http?.sourceWentDown(source, reason: reason)
+            case .finished: http?.sourceWentDown(source, reason: "end of file")
+            }
         case .heartbeat(let source, let lane, let fps):
             let dropped = lane.map { pipeline.stats(lane: $0).dropped } ?? 0
             outlet.publish(.written(ServiceRecord.heartbeat(source: source, up: lane != nil, fps: fps, droppedTotal: dropped)))
@@ -229,6 +259,24 @@ public final class Service: Sendable {
                 supervision.post(.openFailed(source: options.name, attempt: attempt, reason: Redaction.redactingPasswords(reason)))
             }
         }.start()
+    }
+
+    /// Each configured source as the HTTP server shows it.
+    private static func sourceStatuses(_ supervision: Supervision, _ pipeline: Pipeline) -> [SourceStatus] {
+        let now = ContinuousClock.now
+        return supervision.state.withLock { state in
+            state.supervisor.configured.compactMap { options in
+                guard var source = state.supervisor.sources[options.name] else { return nil }
+                let shown: SourceStatus.State = switch source.state {
+                case .waiting, .opening: .opening
+                case .up, .retiring: .up
+                case .down: .down
+                case .finished: .finished
+                }
+                return SourceStatus(name: options.name, state: shown, fps: source.rate.perSecond(at: now),
+                                    droppedTotal: source.state.lane.map { pipeline.stats(lane: $0).dropped } ?? 0)
+            }
+        }
     }
 
     /// Liveness that cannot lie: ping only when frames were detected since the last ping, or when none
