@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "Tracking", dependencies: ["Detector", "Sink"]),
         .target(name: "Annotate", dependencies: ["CFFmpeg", "Capture", "Detector"]),
         .target(name: "HTTP", dependencies: [
-            "Annotate", "Capture", "Detector", "Sink",
+            "Annotate", "Capture", "Detector", "Sink", "Tracking",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -38,7 +38,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Daemon", dependencies: [
-            "Capture", "FrameRing", "Detector", "Sink", "HTTP",
+            "Capture", "FrameRing", "Detector", "Sink", "Tracking", "HTTP",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Detector"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink", "Detector"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Detector"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "HTTP", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "HTTP", "TestSupport"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Capture", "Detector", "Sink", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]

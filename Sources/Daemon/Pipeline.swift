@@ -3,6 +3,7 @@ import Detector
 import Foundation
 import FrameRing
 import Sink
+import Tracking
 
 /// How one source feeds the pipeline.
 public struct SourceOptions: Sendable, Equatable {
@@ -26,6 +27,8 @@ public struct SourceOptions: Sendable, Equatable {
     public var captureFPS: Double?
     /// This source's own `threshold`/`thresholds`; changing them never restarts the source.
     public var thresholds = SourceThresholds()
+    /// This source's own `tracking` keys; changing them never restarts the source either.
+    public var tracking = TrackingOverrides()
 
     public init(name: String, input: String, policy: DropPolicy? = nil, ringCapacity: Int? = nil, realtime: Bool = false,
                 realtimeFPS: Double? = nil, fpsLimit: Double? = nil, ioTimeout: Duration = .seconds(10)) {
@@ -39,10 +42,11 @@ public struct SourceOptions: Sendable, Equatable {
         self.ioTimeout = ioTimeout
     }
 
-    /// Whether going from `self` to `other` needs the source closed and reopened: any change but its thresholds.
+    /// Whether going from `self` to `other` needs the source closed and reopened: any change but its thresholds and tracking.
     public func needsRestart(toBecome other: SourceOptions) -> Bool {
         var other = other
         other.thresholds = thresholds
+        other.tracking = tracking
         return other != self
     }
 }

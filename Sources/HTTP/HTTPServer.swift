@@ -5,6 +5,7 @@ import Sink
 import NIOCore
 import NIOPosix
 import Synchronization
+import Tracking
 
 /// The daemon's HTTP server (docs/HTTP.md) on Hummingbird: the page, the JSON API, the preview pictures and
 /// streams, /metrics and /healthz. It runs on SwiftNIO's event loop threads, which also serve as Swift's
@@ -43,12 +44,38 @@ public final class HTTPServer: Sendable {
         hub = PreviewHub(options: options)
     }
 
+    /// `object_start`/`object_end` records kept for /api/events, by source, oldest first.
+    private let events = Mutex<[(source: String, json: String)]>([])
+    public static let eventHistory = 200
+
     // MARK: What the daemon tells it
 
-    /// Each detections record as it leaves the daemon (under the ordered sink's lock: quick).
-    public func record(_ record: DetectionRecord) {
+    /// Each detections record as it leaves the daemon, with the tracker's events for it (under the ordered sink's
+    /// lock: quick).
+    public func record(_ record: DetectionRecord, events: [TrackEvent] = []) {
+        self.record(events: events)
         hub.record(record)
         metrics.record(record)
+    }
+
+    /// Tracker events that went out without a frame (a source's tracks ending at source_down or shutdown).
+    public func record(events: [TrackEvent]) {
+        let kept: [(source: String, json: String)] = events.compactMap { event in
+            let source: String
+            switch event {
+            case .start(let start): source = start.source
+            case .end(let end): source = end.source
+            case .presence: return nil
+            }
+            var json = event.jsonLine()
+            if json.hasSuffix("\n") { json.removeLast() }
+            return (source, json)
+        }
+        guard !kept.isEmpty else { return }
+        self.events.withLock { history in
+            history.append(contentsOf: kept)
+            if history.count > Self.eventHistory { history.removeFirst(history.count - Self.eventHistory) }
+        }
     }
 
     public func sourceWentUp(_ source: String) {
@@ -143,6 +170,13 @@ public final class HTTPServer: Sendable {
         }
         router.get("/api/sources") { [self] _, _ in
             Self.json(.ok, sourcesJSON())
+        }
+        router.get("/api/events") { [self] request, _ -> Response in
+            let source = request.uri.queryParameters["source"].map(String.init)
+            if let source, !known(source) { return Self.notFound("no such source") }
+            let limit = min(max(request.uri.queryParameters["limit"].flatMap { Int($0) } ?? 50, 0), Self.eventHistory)
+            let lines = events.withLock { $0 }.filter { source == nil || $0.source == source }.suffix(limit).map(\.json)
+            return Self.response(.ok, "application/json", ByteBuffer(string: "[" + lines.joined(separator: ",") + "]"))
         }
         router.get("/sources/:name/latest.jpg") { [self] _, context -> Response in
             guard let name = Self.sourceName(context), known(name) else { return Self.notFound("no such source") }

@@ -130,6 +130,16 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertGreaterThan(samples["process_cpu_seconds_total"] ?? 0, 0)
         XCTAssertGreaterThan(samples["process_resident_memory_bytes"] ?? 0, 10_000_000)
 
+        // /api/events: the latest object_start/object_end records, as the subscriber received them.
+        let events = try get("/api/events?source=net&limit=5")
+        XCTAssertEqual(events.status, 200, events.text)
+        let recent = try XCTUnwrap(JSONSerialization.jsonObject(with: events.body) as? [[String: Any]], events.text)
+        let received = seen.filter { ["object_start", "object_end"].contains($0["type"] as? String ?? "") }
+        XCTAssertFalse(received.isEmpty, "people walk in and out of vtest.avi: the tracker reports them")
+        XCTAssertEqual(recent.map { "\($0["type"] ?? "") \($0["track_id"] ?? "")" },
+                       received.suffix(5).map { "\($0["type"] ?? "") \($0["track_id"] ?? "")" })
+        XCTAssertEqual(try get("/api/events?source=nope").status, 404)
+
         // And back.
         stream.signal(SIGCONT)
         XCTAssertEqual(try waitFor("/healthz", status: 200, timeout: 30).status, 200, "healthy again once frames flow")
