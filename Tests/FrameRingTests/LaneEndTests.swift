@@ -1,4 +1,4 @@
-import Capture
+import Values
 import Foundation
 @testable import FrameRing
 import Sink
