@@ -286,7 +286,7 @@ public final class Service: Sendable {
                 case .finished: .finished
                 }
                 return SourceStatus(name: options.name, state: shown, fps: source.rate.perSecond(at: now),
-                                    droppedTotal: source.state.lane.map { pipeline.stats(lane: $0).dropped } ?? 0)
+                                    droppedTotal: source.state.lane.flatMap { pipeline.stats(lane: $0)?.dropped } ?? 0)
             }
         }
     }
