@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "Tracking", dependencies: ["Sink", "Values"]),
         .target(name: "Annotate", dependencies: ["CFFmpeg", "Values"]),
         .target(name: "Daemon", dependencies: [
-            "Capture", "FrameRing", "Detector", "Sink", "Values",
+            "Capture", "FrameRing", "Detector", "Sink", "Tracking", "Values",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Values"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Values"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]
 )

@@ -1,27 +1,52 @@
 import Sink
+import Tracking
 
 /// The daemon's one way out: every record it sends (detections, source_up, source_down, heartbeat, reload) passes
 /// through `publish`, in the order subscribers receive it (`hello` and `lag` are per subscriber: the socket writes
 /// those). Detections come from the ordered sink, under its lock and in order per source; the others under the
 /// service's supervision lock. So whatever hooks in here (tracking, MQTT, HTTP) sees each source's records in order,
 /// must return quickly, and must not call back into the service.
+///
+/// Tracking hooks in here: a frame's events go out right before its detections, and a source's open tracks end
+/// right before its `source_down`.
 final class Outlet: Sendable {
     private let server: SocketServer
+    private let tracking: TrackingStage
 
-    init(server: SocketServer) {
+    init(server: SocketServer, tracking: TrackingStage) {
         self.server = server
+        self.tracking = tracking
     }
 
     func publish(_ record: OutgoingRecord) {
         switch record {
-        case .detections(let detections): server.broadcast(detections.jsonLine())
-        case .written(let line): server.broadcast(line)
+        case .detections(let detections):
+            let (tracked, events) = tracking.process(detections)
+            for event in events { server.broadcast(event.jsonLine()) }
+            server.broadcast(tracked.jsonLine())
+        case .sourceDown(let source, let tracksEnd, let line):
+            for event in tracking.end(source: source, reason: tracksEnd) { server.broadcast(event.jsonLine()) }
+            server.broadcast(line)
+        case .written(let line):
+            server.broadcast(line)
         }
+    }
+
+    /// New tracking settings (a reload); see `TrackingStage.configure`.
+    func configureTracking(_ config: DaemonConfig) {
+        tracking.configure(defaults: nil, sources: config.trackingBySource)
+    }
+
+    /// The daemon is stopping and its last records are out: every open track ends.
+    func shutdown() {
+        for event in tracking.endAll(reason: .shutdown) { server.broadcast(event.jsonLine()) }
     }
 }
 
-/// A record on its way out: detections, or one of the service's records already written as a JSON line.
+/// A record on its way out: detections, a source's `source_down` (its tracks end first, for `tracksEnd`), or one of
+/// the service's other records already written as a JSON line.
 enum OutgoingRecord {
     case detections(DetectionRecord)
+    case sourceDown(source: String, tracksEnd: TrackEndReason, line: String)
     case written(String)
 }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Sink
 import Synchronization
+import Tracking
 
 /// The running daemon: the model, the socket, the pipeline, and the shell around `SourceSupervisor`, which decides
 /// what happens to the sources; this class feeds it events (a tick, a source opened or not, a lane's end, a record,
@@ -55,12 +56,12 @@ public final class Service: Sendable {
             server = try SocketServer(path: config.socket.path, options: options, hello: { hello.line() })
         }
         // What the pipeline's callbacks reach exists before the pipeline does.
-        let outlet = Outlet(server: server)
+        let outlet = Outlet(server: server, tracking: TrackingStage(defaults: nil, sources: config.trackingBySource))
         let supervision = Supervision(config: config, now: clock.now)
         self.outlet = outlet
         self.supervision = supervision
         do {
-            pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.thresholds,
+            pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.detectorThresholds,
                                     onSourceEvent: { event in
                                         switch event {
                                         case .ended(let name, let lane, let live):
@@ -125,6 +126,7 @@ public final class Service: Sendable {
         supervision.wake()
         supervised.wait()
         pipeline.stop()
+        outlet.shutdown()
         server.close(flushTimeout: .milliseconds(800))
         logger.info("stopped", metadata: ["records": "\(supervision.state.withLock { $0.recordsEmitted })"])
         return 0
@@ -181,12 +183,15 @@ public final class Service: Sendable {
             outlet.publish(.written(ServiceRecord.sourceUp(source: source, input: Redaction.redactingPasswords(input))))
         case .announceDown(let source, let down):
             hello.setUp(source, false)
-            let line = switch down {
-            case .failed(let reason, let retryIn): ServiceRecord.sourceDown(source: source, reason: reason, retryInSeconds: retryIn)
-            case .finished: ServiceRecord.sourceDown(source: source, reason: "end of file", retryInSeconds: nil)
-            case .stopped(let reason, let replaced): ServiceRecord.sourceDown(source: source, reason: reason, retryInSeconds: replaced ? 0 : nil)
+            let (line, tracksEnd): (String, TrackEndReason) = switch down {
+            case .failed(let reason, let retryIn):
+                (ServiceRecord.sourceDown(source: source, reason: reason, retryInSeconds: retryIn), .sourceDown)
+            case .finished:
+                (ServiceRecord.sourceDown(source: source, reason: "end of file", retryInSeconds: nil), .endOfFile)
+            case .stopped(let reason, let replaced):
+                (ServiceRecord.sourceDown(source: source, reason: reason, retryInSeconds: replaced ? 0 : nil), .reload)
             }
-            outlet.publish(.written(line))
+            outlet.publish(.sourceDown(source: source, tracksEnd: tracksEnd, line: line))
         case .heartbeat(let source, let lane, let fps):
             let dropped = lane.map { pipeline.stats(lane: $0).dropped } ?? 0
             outlet.publish(.written(ServiceRecord.heartbeat(source: source, up: lane != nil, fps: fps, droppedTotal: dropped)))
@@ -269,6 +274,7 @@ public final class Service: Sendable {
             let changes = state.config.changes(to: fresh)
             state.config.sources = fresh.sources
             state.config.thresholds = fresh.thresholds
+            state.config.tracking = fresh.tracking
             state.config.heartbeat = fresh.heartbeat
             state.config.reconnectMax = fresh.reconnectMax
             // Under the lock, so the source_down/source_up this reload causes come after it.
@@ -280,7 +286,8 @@ public final class Service: Sendable {
         if !changes.needsRestart.isEmpty {
             logger.warning("changes that take effect on restart", metadata: ["keys": "\(changes.needsRestart.joined(separator: ", "))"])
         }
-        pipeline.setThresholds(fresh.thresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
+        outlet.configureTracking(fresh)
+        pipeline.setThresholds(fresh.detectorThresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
         for action in actions { perform(action) }
         supervision.wake()  // the heartbeat interval may have changed
         logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)",

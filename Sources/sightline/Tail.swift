@@ -1,6 +1,7 @@
 import ArgumentParser
 import Daemon
 import Foundation
+import Sink
 
 struct Tail: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,7 +13,9 @@ struct Tail: ParsableCommand {
             millisecond), the source's name, the frame index, the label, the score, and the box as fractions of the
             frame's width and height (x across, y down). Frames with no detection print nothing. Service records
             print as one line each: `connected` (with every source's up/down state), `SOURCE up`, `SOURCE DOWN: reason`,
-            and skipped records when this subscriber fell behind. --raw prints the JSON lines themselves
+            and skipped records when this subscriber fell behind; tracking events as `SOURCE + LABEL #ID` (appeared),
+            `SOURCE - LABEL #ID after 12.3 s (reason)` (left) and `SOURCE LABEL: COUNT` (how many are there now).
+            --events asks the daemon for the tracking events only; --type and --source choose record types and sources. --raw prints the JSON lines themselves
             (docs/SCHEMA.md), for scripts: e.g. a Node-RED exec node.
 
             When the daemon goes away (a restart, say), tail says so on stderr and reconnects until it is back,
@@ -27,6 +30,28 @@ struct Tail: ParsableCommand {
 
     @Flag(help: "Exit (status 1) when the connection ends or cannot be made, instead of reconnecting.")
     var once = false
+
+    @Flag(help: "Only the tracking events: object_start, object_end and presence.")
+    var events = false
+
+    @Option(name: .customLong("type"), help: "Only records of this type (repeatable): \(Subscription.types.joined(separator: ", ")).")
+    var types: [String] = []
+
+    @Option(name: .customLong("source"), help: "Only records of this source (repeatable); records of no source (reload) still come.")
+    var sources: [String] = []
+
+    /// What to ask the daemon for; nil: everything.
+    var subscription: Subscription? {
+        let chosen = (events ? ["object_start", "object_end", "presence"] : []) + types
+        guard !chosen.isEmpty || !sources.isEmpty else { return nil }
+        return Subscription(types: chosen.isEmpty ? nil : chosen, sources: sources.isEmpty ? nil : sources)
+    }
+
+    func validate() throws {
+        if let unknown = types.first(where: { !Subscription.types.contains($0) }) {
+            throw ValidationError("--type \(unknown): unknown record type; types: \(Subscription.types.joined(separator: ", "))")
+        }
+    }
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
@@ -52,6 +77,7 @@ struct Tail: ParsableCommand {
             }
             if lastProblem != nil { reportError("\(socket): connected again") }
             retry = .milliseconds(250)
+            if let subscription { sendLine(subscription.requestLine(), to: fd) }
             let ended = copyRecords(from: fd, to: output)
             close(fd)
             if output.isClosed { return }
@@ -113,9 +139,31 @@ struct Tail: ParsableCommand {
             return ["\(time) \(source) up"]
         case "lag":
             return ["\(time) (this subscriber fell behind: \(record["dropped"] ?? 0) records skipped)"]
+        case "object_start":
+            return ["\(time) \(source) + \(record["label"] as? String ?? "?") #\(record["track_id"] as? Int ?? 0)"]
+        case "object_end":
+            let duration = String(format: "%.1f", record["duration_s"] as? Double ?? 0)
+            return ["\(time) \(source) - \(record["label"] as? String ?? "?") #\(record["track_id"] as? Int ?? 0) after \(duration) s"
+                        + " (\(record["reason"] as? String ?? "?"))"]
+        case "presence":
+            return ["\(time) \(source) \(record["label"] as? String ?? "?"): \(record["count"] as? Int ?? 0)"]
+        case "error":
+            return ["\(time) ERROR: \(record["reason"] as? String ?? "") \(record["detail"] as? String ?? "")"]
         default:
             return []
         }
+    }
+}
+
+/// Writes a whole line to a connected socket (a request is small: one send normally takes it).
+func sendLine(_ line: String, to fd: Int32) {
+    let bytes = Array(line.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return }
+        offset += n
     }
 }
 
