@@ -1,4 +1,5 @@
 import Sink
+import Values
 
 /// The daemon's one way out: every record it sends (detections, source_up, source_down, heartbeat, reload) passes
 /// through `publish`, in the order subscribers receive it (`hello` and `lag` are per subscriber: the socket writes
@@ -12,16 +13,7 @@ final class Outlet: Sendable {
         self.server = server
     }
 
-    func publish(_ record: OutgoingRecord) {
-        switch record {
-        case .detections(let detections): server.broadcast(detections.jsonLine())
-        case .written(let line): server.broadcast(line)
-        }
+    func publish(_ record: Record) {
+        server.broadcast(record.jsonLine())
     }
-}
-
-/// A record on its way out: detections, or one of the service's records already written as a JSON line.
-enum OutgoingRecord {
-    case detections(DetectionRecord)
-    case written(String)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Values
 
 extension SocketServer {
     // MARK: - I/O thread
@@ -200,7 +201,7 @@ extension SocketServer {
                 refusedCount += 1
                 lock.unlock()
                 // A fresh socket's buffer is empty: the record goes out whole, or not at all.
-                let refusal = Self.errorRecord(reason: "too many subscribers", extra: { $0.field("limit", self.subscriberLimit) })
+                let refusal = Array(Record.error(.init(reason: "too many subscribers", limit: subscriberLimit)).jsonLine().utf8)
                 _ = refusal.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
                 Glibc.close(fd)
                 continue
@@ -274,12 +275,7 @@ extension SocketServer {
         }
         lock.unlock()
         if dropped > 0 {
-            var lag = JSONLineWriter()
-            lag.field("type", "lag")
-            lag.field("dropped", dropped)
-            lag.field("time", RFC3339.format(Date()))
-            subscriber.out.append(contentsOf: lag.finish().utf8)
-            subscriber.out.append(0x0A)
+            subscriber.out.append(contentsOf: Record.lag(.init(dropped: dropped)).jsonLine().utf8)
             subscriber.lagAtStart = (dropped, subscriber.out.count)
         }
         for line in popped { subscriber.out.append(contentsOf: line.utf8) }
@@ -295,22 +291,10 @@ extension SocketServer {
         let lost = subscriber.dropped + subscriber.queue.count
         lock.unlock()
         let trimmed = subscriber.trimUnsentLines()
-        subscriber.out.append(contentsOf: Self.errorRecord(reason: "too slow") {
-            $0.field("dropped", lost + trimmed)
-            $0.field("detail", "read nothing for \(self.options.stuckAfter) while records waited; disconnected")
-        })
+        let detail = "read nothing for \(options.stuckAfter) while records waited; disconnected"
+        subscriber.out.append(contentsOf: Record.error(.init(reason: "too slow", dropped: lost + trimmed, detail: detail)).jsonLine().utf8)
         subscriber.farewellDeadline = now + options.farewellTimeout
         subscriber.waitingSince = nil
-    }
-
-    /// `{"type":"error","reason":...,"time":...}` and a newline.
-    private static func errorRecord(reason: String, extra: (inout JSONLineWriter) -> Void = { _ in }) -> [UInt8] {
-        var record = JSONLineWriter()
-        record.field("type", "error")
-        record.field("reason", reason)
-        extra(&record)
-        record.field("time", RFC3339.format(Date()))
-        return Array((record.finish() + "\n").utf8)
     }
 
     /// Bytes sent to `fd` that its reader has not read yet (SIOCOUTQ).
