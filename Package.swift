@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "Tracking", dependencies: ["Values"]),
         .target(name: "Annotate", dependencies: ["CFFmpeg", "Values"]),
         .target(name: "Daemon", dependencies: [
-            "Capture", "FrameRing", "Detector", "Sink", "Values",
+            "Capture", "FrameRing", "Detector", "Sink", "Tracking", "Values",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Values"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink", "Values"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Values"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Values", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "Values", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]
 )

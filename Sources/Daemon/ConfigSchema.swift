@@ -1,14 +1,16 @@
 import Detector
 import FrameRing
+import Tracking
 import Yams
 
 /// The schema of the config file (docs/CONFIG.md): which keys each section has and what each must hold.
 extension ConfigReader {
     static let topKeys = ["model", "labels", "precision", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds",
-                          "reconnect_max_seconds", "sources"]
+                          "reconnect_max_seconds", "tracking", "sources"]
     static let socketKeys = ["path", "mode", "group", "queue_limit", "max_subscribers"]
     static let sourceKeys = ["name", "input", "policy", "fps_limit", "realtime", "realtime_fps", "ring_capacity", "io_timeout",
-                             "width", "height", "capture_fps", "threshold", "thresholds"]
+                             "width", "height", "capture_fps", "threshold", "thresholds", "tracking"]
+    static let trackingKeys = ["enabled", "min_hits", "window_seconds", "max_age_seconds", "iou_threshold"]
 
     mutating func read(_ root: Node?) -> DaemonConfig? {
         guard let root, !root.isNull else {
@@ -49,6 +51,7 @@ extension ConfigReader {
            let value = number(node, "reconnect_max_seconds", in: ConfigLimits.reconnectMaxSeconds, unit: " seconds") {
             config.reconnectMax = .milliseconds(Int64((value * 1000).rounded()))
         }
+        if let node = fields["tracking"] { config.tracking = config.tracking.overridden(by: tracking(node, "tracking")) }
         if let node = fields["sources"] {
             config.sources = sources(node, "sources")
         } else {
@@ -167,7 +170,30 @@ extension ConfigReader {
         if let node = fields["capture_fps"], !node.isNull, let value = rate(node, "\(path).capture_fps") { options.captureFPS = value }
         if let node = fields["threshold"], let value = score(node, "\(path).threshold") { options.thresholds.defaultScore = value }
         if let node = fields["thresholds"] { options.thresholds.perLabel = labelScores(node, "\(path).thresholds") }
+        if let node = fields["tracking"] { options.tracking = tracking(node, "\(path).tracking") }
         return problems.count == count ? options : nil
+    }
+
+    /// The keys a `tracking` mapping sets (top-level or a source's).
+    mutating func tracking(_ node: Node, _ path: String) -> TrackingOverrides {
+        var tracking = TrackingOverrides()
+        guard !node.isNull, let fields = mapping(node, path, keys: Self.trackingKeys) else { return tracking }
+        if let node = fields["enabled"] { tracking.enabled = boolean(node, "\(path).enabled") }
+        if let node = fields["min_hits"] {
+            tracking.minHits = integer(node, "\(path).min_hits", in: TrackingParameters.minHitsRange)
+        }
+        if let node = fields["window_seconds"] {
+            tracking.windowSeconds = number(node, "\(path).window_seconds", in: TrackingParameters.secondsRange, unit: " seconds")
+        }
+        if let node = fields["max_age_seconds"] {
+            tracking.maxAgeSeconds = number(node, "\(path).max_age_seconds", in: TrackingParameters.secondsRange, unit: " seconds")
+        }
+        if let node = fields["iou_threshold"] {
+            let range = TrackingParameters.iouRange
+            tracking.iouThreshold = number(node, "\(path).iou_threshold", in: Double(range.lowerBound)...Double(range.upperBound))
+                .map { Float($0) }
+        }
+        return tracking
     }
 
     mutating func labelScores(_ node: Node, _ path: String) -> [String: Float] {

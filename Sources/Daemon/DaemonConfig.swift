@@ -1,5 +1,6 @@
 import Detector
 import Foundation
+import Tracking
 import Yams
 
 /// The daemon's configuration, read from a YAML file (see docs/CONFIG.md).
@@ -24,6 +25,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var heartbeat: Duration?
     /// The longest wait between attempts to reopen a failed source (the backoff's cap).
     public var reconnectMax: Duration
+    /// The top-level `tracking`; each source's own keys (`SourceOptions.tracking`) win over it.
+    public var tracking = TrackingSettings()
     /// At least one; names are unique.
     public var sources: [SourceOptions]
     /// The line each key was written on, by key path (`socket.group`, `sources[1].thresholds.person`), so that
@@ -68,6 +71,18 @@ public struct DaemonConfig: Sendable, Equatable {
         self.heartbeat = heartbeat
         self.reconnectMax = reconnectMax
         self.sources = sources
+    }
+
+    /// Each source's tracker settings (nil: not tracked).
+    public var trackingBySource: [String: TrackingParameters?] {
+        Dictionary(sources.map { ($0.name, tracking.overridden(by: $0.tracking).effective) }) { $1 }
+    }
+
+    /// `thresholds`, keeping the low-score detections a tracker matches when any source is tracked.
+    public var detectorThresholds: Thresholds {
+        var result = thresholds
+        result.lowScoreFloor = trackingBySource.values.contains { $0 != nil } ? TrackingStage.lowScoreFloor : nil
+        return result
     }
 
     /// `workers`, with 0 resolved to the number of cores this process may run on.

@@ -3,6 +3,7 @@ import Detector
 import Foundation
 import FrameRing
 import Sink
+import Tracking
 import Values
 
 /// How one source feeds the pipeline.
@@ -27,6 +28,8 @@ public struct SourceOptions: Sendable, Equatable {
     public var captureFPS: Double?
     /// This source's own `threshold`/`thresholds`; changing them never restarts the source.
     public var thresholds = SourceThresholds()
+    /// This source's own `tracking` keys; changing them never restarts the source either.
+    public var tracking = TrackingOverrides()
 
     public init(name: String, input: String, policy: DropPolicy? = nil, ringCapacity: Int? = nil, realtime: Bool = false,
                 realtimeFPS: Double? = nil, fpsLimit: Double? = nil, ioTimeout: Duration = .seconds(10)) {
@@ -40,10 +43,11 @@ public struct SourceOptions: Sendable, Equatable {
         self.ioTimeout = ioTimeout
     }
 
-    /// Whether going from `self` to `other` needs the source closed and reopened: any change but its thresholds.
+    /// Whether going from `self` to `other` needs the source closed and reopened: any change but its thresholds and tracking.
     public func needsRestart(toBecome other: SourceOptions) -> Bool {
         var other = other
         other.thresholds = thresholds
+        other.tracking = tracking
         return other != self
     }
 }

@@ -7,6 +7,7 @@ extension DaemonConfig {
         var changes = ReloadChanges()
         if new.thresholds.defaultScore != thresholds.defaultScore { changes.changed.append("threshold") }
         if new.thresholds.perLabel != thresholds.perLabel { changes.changed.append("thresholds") }
+        if new.tracking != tracking { changes.changed.append("tracking") }
         if new.heartbeat != heartbeat { changes.changed.append("heartbeat_seconds") }
         if new.reconnectMax != reconnectMax { changes.changed.append("reconnect_max_seconds") }
         if new.model != model { changes.needsRestart.append("model") }
@@ -50,6 +51,7 @@ extension SourceOptions {
         if captureFPS != other.captureFPS { keys.append("capture_fps") }
         if thresholds.defaultScore != other.thresholds.defaultScore { keys.append("threshold") }
         if thresholds.perLabel != other.thresholds.perLabel { keys.append("thresholds") }
+        if tracking != other.tracking { keys.append("tracking") }
         // A setting this list does not know yet still restarts the source; say so rather than give no reason.
         if keys.isEmpty && needsRestart(toBecome: other) { keys.append("settings") }
         return keys
@@ -58,7 +60,7 @@ extension SourceOptions {
     /// Why going to `other` restarts the source (`input, fps_limit changed`), or nil if it does not.
     public func restartReason(toBecome other: SourceOptions) -> String? {
         guard needsRestart(toBecome: other) else { return nil }
-        let keys = changedKeys(comparedTo: other).filter { $0 != "threshold" && $0 != "thresholds" }
+        let keys = changedKeys(comparedTo: other).filter { !["threshold", "thresholds", "tracking"].contains($0) }
         return "\(keys.joined(separator: ", ")) changed"
     }
 }

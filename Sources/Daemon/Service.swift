@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Sink
 import Synchronization
+import Tracking
 import Values
 
 /// The running daemon: the model, the socket, the pipeline, and the shell around `SourceSupervisor`, which decides
@@ -56,12 +57,12 @@ public final class Service: Sendable {
             server = try SocketServer(path: config.socket.path, options: options, hello: { hello.line() })
         }
         // What the pipeline's callbacks reach exists before the pipeline does.
-        let outlet = Outlet(server: server)
+        let outlet = Outlet(server: server, tracking: TrackingStage(defaults: nil, sources: config.trackingBySource))
         let supervision = Supervision(config: config, now: clock.now)
         self.outlet = outlet
         self.supervision = supervision
         do {
-            pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.thresholds,
+            pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.detectorThresholds,
                                     onSourceEvent: { event in
                                         switch event {
                                         case .ended(let name, let lane, let live):
@@ -126,6 +127,7 @@ public final class Service: Sendable {
         supervision.wake()
         supervised.wait()
         pipeline.stop()
+        outlet.shutdown()
         server.close(flushTimeout: .milliseconds(800))
         logger.info("stopped", metadata: ["records": "\(supervision.state.withLock { $0.recordsEmitted })"])
         return 0
@@ -182,12 +184,15 @@ public final class Service: Sendable {
             outlet.publish(.sourceUp(.init(source: source, input: Redaction.redactingPasswords(input))))
         case .announceDown(let source, let down):
             hello.setUp(source, false)
-            let record = switch down {
-            case .failed(let reason, let retryIn): Record.SourceDown(source: source, reason: reason, retryInSeconds: retryIn)
-            case .finished: Record.SourceDown(source: source, reason: "end of file", retryInSeconds: nil)
-            case .stopped(let reason, let replaced): Record.SourceDown(source: source, reason: reason, retryInSeconds: replaced ? 0 : nil)
+            let (record, tracksEnd): (Record.SourceDown, TrackEndReason) = switch down {
+            case .failed(let reason, let retryIn):
+                (.init(source: source, reason: reason, retryInSeconds: retryIn), .sourceDown)
+            case .finished:
+                (.init(source: source, reason: "end of file", retryInSeconds: nil), .endOfFile)
+            case .stopped(let reason, let replaced):
+                (.init(source: source, reason: reason, retryInSeconds: replaced ? 0 : nil), .reload)
             }
-            outlet.publish(.sourceDown(record))
+            outlet.publish(.sourceDown(record), endingTracks: tracksEnd)
         case .heartbeat(let source, let lane, let fps):
             let dropped = lane.map { pipeline.stats(lane: $0).dropped } ?? 0
             outlet.publish(.heartbeat(.init(source: source, up: lane != nil, fps: fps, droppedTotal: dropped)))
@@ -270,6 +275,7 @@ public final class Service: Sendable {
             let changes = state.config.changes(to: fresh)
             state.config.sources = fresh.sources
             state.config.thresholds = fresh.thresholds
+            state.config.tracking = fresh.tracking
             state.config.heartbeat = fresh.heartbeat
             state.config.reconnectMax = fresh.reconnectMax
             // Under the lock, so the source_down/source_up this reload causes come after it.
@@ -281,7 +287,8 @@ public final class Service: Sendable {
         if !changes.needsRestart.isEmpty {
             logger.warning("changes that take effect on restart", metadata: ["keys": "\(changes.needsRestart.joined(separator: ", "))"])
         }
-        pipeline.setThresholds(fresh.thresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
+        outlet.configureTracking(fresh)
+        pipeline.setThresholds(fresh.detectorThresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
         for action in actions { perform(action) }
         supervision.wake()  // the heartbeat interval may have changed
         logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)",

@@ -165,7 +165,10 @@ extension SocketServer {
     private func drainInput(_ subscriber: Subscriber) {
         for _ in 0..<16 {
             let n = input.withUnsafeMutableBytes { recv(subscriber.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n > 0 { continue }
+            if n > 0 {
+                readRequests(input[0..<n], from: subscriber)
+                continue
+            }
             if n == 0 {
                 subscriber.readClosed = true
                 return
@@ -178,6 +181,55 @@ extension SocketServer {
                 return
             }
         }
+    }
+
+    /// Splits a subscriber's input into request lines and answers each: `subscribed` (and its filter from then on)
+    /// or an `error` record, queued in order with the records it is sent.
+    private func readRequests(_ bytes: ArraySlice<UInt8>, from subscriber: Subscriber) {
+        var rest = bytes
+        while !rest.isEmpty {
+            let newline = rest.firstIndex(of: 0x0A)
+            let part = rest[..<(newline ?? rest.endIndex)]
+            rest = newline.map { rest[($0 + 1)...] } ?? []
+            if !subscriber.skippingRequest { subscriber.request += part }
+            if subscriber.request.count > Subscription.maxRequestBytes {
+                subscriber.request = []
+                if !subscriber.skippingRequest {
+                    refuse(subscriber, "request longer than \(Subscription.maxRequestBytes) bytes")
+                }
+                subscriber.skippingRequest = newline == nil
+                continue
+            }
+            guard newline != nil else { return }
+            let line = subscriber.request
+            subscriber.request = []
+            if subscriber.skippingRequest {
+                subscriber.skippingRequest = false
+                continue
+            }
+            guard line.contains(where: { ![0x20, 0x09, 0x0D].contains($0) }) else { continue }
+            switch Subscription.parse(line) {
+            case .success(let subscription):
+                let subscribed = Record.subscribed(.init(types: subscription.types, sources: subscription.sources))
+                answer(subscriber, Array(subscribed.jsonLine().utf8), subscription: subscription)
+            case .failure(let error):
+                refuse(subscriber, error.description)
+            }
+        }
+    }
+
+    private func refuse(_ subscriber: Subscriber, _ detail: String) {
+        subscriber.invalidRequests += 1
+        guard subscriber.invalidRequests <= Subscription.maxErrors else { return }
+        answer(subscriber, Array(Record.error(.init(reason: "invalid request", detail: detail)).jsonLine().utf8), subscription: nil)
+    }
+
+    /// Queues `reply` for the subscriber behind what it already has, and applies `subscription` to what follows.
+    private func answer(_ subscriber: Subscriber, _ reply: [UInt8], subscription: Subscription?) {
+        lock.lock()
+        if let subscription { subscriber.subscription = subscription }
+        if subscriber.queue.push(String(decoding: reply, as: UTF8.self)) { subscriber.dropped += 1 }
+        lock.unlock()  // flushed with the subscriber's other lines later in this pass of the loop
     }
 
     private func acceptAll(now: ContinuousClock.Instant) {

@@ -145,8 +145,14 @@ public final class SocketServer: @unchecked Sendable {
             lock.unlock()
             return
         }
-        for subscriber in subscribers where subscriber.queue.push(line) {
-            subscriber.dropped += 1
+        var header: (type: String, source: String?)?
+        for subscriber in subscribers {
+            if let subscription = subscriber.subscription {
+                let (type, source) = header ?? Subscription.header(of: line)
+                header = (type, source)
+                guard subscription.accepts(type: type, source: source) else { continue }
+            }
+            if subscriber.queue.push(line) { subscriber.dropped += 1 }
         }
         let wake = !wakePending
         wakePending = true

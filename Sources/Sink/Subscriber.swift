@@ -9,6 +9,8 @@ final class Subscriber {
     var queue: LineQueue
     /// Lines lost to overflow since the last lag record.
     var dropped = 0
+    /// What it asked for; nil: everything.
+    var subscription: Subscription?
 
     // I/O thread only.
     /// Bytes committed to this subscriber (whole lines), sent up to `sent`.
@@ -18,6 +20,12 @@ final class Subscriber {
     var blocked = false
     /// The peer shut down its sending side; stop polling for input.
     var readClosed = false
+    /// The start of a request line not yet ended by its newline.
+    var request: [UInt8] = []
+    /// The current request line grew too long and is skipped up to its newline.
+    var skippingRequest = false
+    /// Invalid requests answered with an `error` record; past `Subscription.maxErrors` they are ignored.
+    var invalidRequests = 0
     var dead = false
     /// Since when data has been waiting without the subscriber accepting a byte; nil while idle.
     var waitingSince: ContinuousClock.Instant?

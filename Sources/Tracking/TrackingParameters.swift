@@ -23,3 +23,39 @@ public struct TrackingParameters: Sendable, Equatable {
         self.iouThreshold = iouThreshold
     }
 }
+
+/// The top-level `tracking` keys: whether to track, and how.
+public struct TrackingSettings: Sendable, Equatable {
+    public var enabled: Bool
+    public var parameters: TrackingParameters
+
+    public init(enabled: Bool = true, parameters: TrackingParameters = .defaults) {
+        self.enabled = enabled
+        self.parameters = parameters
+    }
+
+    /// What the tracker uses; nil when tracking is off.
+    public var effective: TrackingParameters? { enabled ? parameters : nil }
+
+    /// A source's settings: each key it sets wins over the top-level one.
+    public func overridden(by overrides: TrackingOverrides) -> TrackingSettings {
+        var result = self
+        if let value = overrides.enabled { result.enabled = value }
+        if let value = overrides.minHits { result.parameters.minHits = value }
+        if let value = overrides.windowSeconds { result.parameters.windowSeconds = value }
+        if let value = overrides.maxAgeSeconds { result.parameters.maxAgeSeconds = value }
+        if let value = overrides.iouThreshold { result.parameters.iouThreshold = value }
+        return result
+    }
+}
+
+/// A source's own `tracking` keys (nil: the top-level value).
+public struct TrackingOverrides: Sendable, Equatable {
+    public var enabled: Bool?
+    public var minHits: Int?
+    public var windowSeconds: Double?
+    public var maxAgeSeconds: Double?
+    public var iouThreshold: Float?
+
+    public init() {}
+}

@@ -29,7 +29,8 @@ public final class TrackingStage: Sendable {
         state = Mutex(State(defaults: defaults, sources: sources))
     }
 
-    /// New settings, for each source's next tracker (a running one keeps its own until its source ends).
+    /// New settings. A source whose settings changed ends its open tracks (reason `reload`) with its next record
+    /// and is tracked afresh from there.
     public func configure(defaults: TrackingParameters?, sources: [String: TrackingParameters?]) {
         state.withLock {
             $0.defaults = defaults
@@ -41,25 +42,26 @@ public final class TrackingStage: Sendable {
     public func process(_ record: Record.Detections) -> (record: Record.Detections, events: [TrackEvent]) {
         var out = record
         out.lowScore = []
-        let update = state.withLock { state -> Tracker.Update? in
-            let source = record.source
-            var followed: Followed
-            if let running = state.followed.removeValue(forKey: source) {
-                followed = running
-            } else {
-                guard let parameters = state.sources[source] ?? state.defaults else { return nil }
-                followed = Followed(tracker: Tracker(source: source, parameters: parameters, firstID: state.nextIDs[source] ?? 1))
+        let source = record.source
+        let (ids, events) = state.withLock { state -> ([Int?], [TrackEvent]) in
+            let parameters = state.sources[source] ?? state.defaults
+            var events: [TrackEvent] = []
+            var followed = state.followed.removeValue(forKey: source)
+            if var running = followed?.tracker, running.parameters != parameters {
+                events = running.finish(reason: .reload, time: record.time)
+                followed = nil
             }
-            let seconds = followed.clock.seconds(pts: record.pts, captured: record.captureTime)
-            let update = followed.tracker.update(seconds: seconds, captured: record.captureTime, time: record.time, frame: record.frame,
-                                                 detections: record.detections, lowScore: record.lowScore)
-            state.nextIDs[source] = followed.tracker.nextID
-            state.followed[source] = followed
-            return update
+            guard let parameters else { return ([], events) }
+            var current = followed ?? Followed(tracker: Tracker(source: source, parameters: parameters, firstID: state.nextIDs[source] ?? 1))
+            let seconds = current.clock.seconds(pts: record.pts, captured: record.captureTime)
+            let update = current.tracker.update(seconds: seconds, captured: record.captureTime, time: record.time, frame: record.frame,
+                                                detections: record.detections, lowScore: record.lowScore)
+            state.nextIDs[source] = current.tracker.nextID
+            state.followed[source] = current
+            return (update.trackIDs, events + update.events)
         }
-        guard let update else { return (out, []) }
-        for (i, id) in update.trackIDs.enumerated() { out.detections[i].trackID = id }
-        return (out, update.events)
+        for (i, id) in ids.enumerated() { out.detections[i].trackID = id }
+        return (out, events)
     }
 
     /// Ends `source`'s tracks (its source stopped); its next record starts a new tracker and clock.

@@ -36,6 +36,10 @@ struct JSONLineWriter<Key: CodingKey> {
         self.key(key)
         text += "[" + values.map(Self.quoted).joined(separator: ",") + "]"
     }
+    /// The list, or null.
+    mutating func field(_ key: Key, _ values: [String]?) {
+        if let values { field(key, values) } else { self.key(key); text += "null" }
+    }
     /// An array of objects, each written by `write`.
     mutating func field<Element, ItemKey>(_ key: Key, _ items: [Element], as _: ItemKey.Type,
                                           _ write: (Element, inout JSONLineWriter<ItemKey>) -> Void) {

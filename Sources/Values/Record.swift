@@ -21,6 +21,7 @@ public enum Record: Sendable, Equatable {
     case objectStart(ObjectStart)
     case objectEnd(ObjectEnd)
     case presence(Presence)
+    case subscribed(Subscribed)
     /// A record of a type this build does not know (a newer daemon's), kept as its line without the newline:
     /// readers pass it on rather than fail.
     case unknown(type: String, line: String)
@@ -39,6 +40,7 @@ public enum Record: Sendable, Equatable {
         case .objectStart(let body): Self.line(body)
         case .objectEnd(let body): Self.line(body)
         case .presence(let body): Self.line(body)
+        case .subscribed(let body): Self.line(body)
         case .unknown(_, let line): line + "\n"
         }
     }
@@ -78,6 +80,7 @@ public enum Record: Sendable, Equatable {
         ObjectStart.type: { .objectStart(try body($0)) },
         ObjectEnd.type: { .objectEnd(try body($0)) },
         Presence.type: { .presence(try body($0)) },
+        Subscribed.type: { .subscribed(try body($0)) },
     ]
 
     /// Why a line is not a record.
@@ -714,6 +717,39 @@ extension Record {
             source = try c.decode(String.self, forKey: .source)
             label = try c.decode(String.self, forKey: .label)
             count = try c.decode(Int.self, forKey: .count)
+            time = try c.decodeTime(.time)
+        }
+    }
+}
+
+extension Record {
+    /// The answer to a subscriber's valid `subscribe` request: what it receives from now on.
+    public struct Subscribed: RecordBody, Equatable {
+        static let type = "subscribed"
+        /// The record types it chose; nil: all of them (written as null).
+        public var types: [String]?
+        /// The sources it chose; nil: all of them.
+        public var sources: [String]?
+        public var time: Date
+
+        public init(types: [String]?, sources: [String]?, time: Date = Date()) {
+            self.types = types
+            self.sources = sources
+            self.time = time
+        }
+
+        enum Keys: String, CodingKey { case types, sources, time }
+
+        func write(to json: inout JSONLineWriter<Keys>) {
+            json.field(.types, types)
+            json.field(.sources, sources)
+            json.field(.time, RFC3339.format(time))
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: Keys.self)
+            types = try c.decodeIfPresent([String].self, forKey: .types)
+            sources = try c.decodeIfPresent([String].self, forKey: .sources)
             time = try c.decodeTime(.time)
         }
     }

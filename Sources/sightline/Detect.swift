@@ -4,6 +4,7 @@ import Daemon
 import Detector
 import Foundation
 import FrameRing
+import Synchronization
 import Tracking
 import Values
 
@@ -101,6 +102,8 @@ struct Detect: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let output = StandardOutput()
         let done = DispatchSemaphore(value: 0)
+        // SIGHTLINE_TRACK_TIMING=1: the tracker's CPU time against the whole run's, on stderr (docs/BENCHMARKS.md).
+        let timing = track && ProcessInfo.processInfo.environment["SIGHTLINE_TRACK_TIMING"] != nil ? TrackerTiming() : nil
         let names = inputs.map(Redaction.redactingPasswords)
         // Enough copies for every frame a lane can have in flight: its ring, and one per worker.
         let annotated = try annotate.map { directory in
@@ -123,7 +126,9 @@ struct Detect: ParsableCommand {
                 for event in ended { output.write(event.record.jsonLine()) }
             }, frameTap: tap) { record in
                 if let tracking {
+                    let started = timing?.threadCPU()
                     let (tracked, events) = tracking.process(record)
+                    if let started, let timing { timing.add(timing.threadCPU() - started) }
                     for event in events { output.write(event.record.jsonLine()) }
                     annotated?.write(tracked)
                     output.write(Record.detections(tracked).jsonLine())
@@ -163,6 +168,7 @@ struct Detect: ParsableCommand {
             }
             return
         }
+        if let timing { reportError(timing.report()) }
         for failure in pipeline.sourceFailures {
             reportError(failure)
             failed = true
@@ -176,6 +182,28 @@ struct Detect: ParsableCommand {
 }
 
 extension DropPolicy: ExpressibleByArgument {}
+
+/// CPU time spent in the tracker, for measuring its share of a run.
+final class TrackerTiming: Sendable {
+    private let total = Mutex<Double>(0)
+
+    func threadCPU() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    func add(_ seconds: Double) { total.withLock { $0 += seconds } }
+
+    func report() -> String {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let process = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        let tracker = total.withLock { $0 }
+        return String(format: "tracking took %.1f ms of %.1f ms process CPU time (%.3f %%)", tracker * 1000, process * 1000,
+                      100 * tracker / max(process, 1e-9))
+    }
+}
 
 /// stdout for JSON lines: written whole, line by line, so a reader sees complete records as they come.
 /// A reader that goes away (EPIPE) ends output quietly, as `head` expects; any other write error

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Daemon
 import Foundation
+import Sink
 import Values
 
 struct Tail: ParsableCommand {
@@ -13,9 +14,10 @@ struct Tail: ParsableCommand {
             millisecond), the source's name, the frame index, the label, the score, and the box as fractions of the
             frame's width and height (x across, y down). Frames with no detection print nothing. Service records
             print as one line each: `connected` (with every source's up/down state), `SOURCE up`, `SOURCE DOWN: reason`,
-            skipped records when this subscriber fell behind, and with tracking `SOURCE track ID LABEL appeared`,
-            `... gone after SECONDS s (reason)` and `SOURCE LABEL count N`; a record of a type this version does not know
-            (from a newer daemon) prints as it came. --raw prints the JSON lines themselves
+            and skipped records when this subscriber fell behind; tracking events as `SOURCE + LABEL #ID` (appeared),
+            `SOURCE - LABEL #ID after 12.3 s (reason)` (left) and `SOURCE LABEL: COUNT` (how many are there now); a record of
+            a type this version does not know (from a newer daemon) prints as it came.
+            --events asks the daemon for the tracking events only; --type and --source choose record types and sources. --raw prints the JSON lines themselves
             (docs/SCHEMA.md), for scripts: e.g. a Node-RED exec node.
 
             When the daemon goes away (a restart, say), tail says so on stderr and reconnects until it is back,
@@ -30,6 +32,28 @@ struct Tail: ParsableCommand {
 
     @Flag(help: "Exit (status 1) when the connection ends or cannot be made, instead of reconnecting.")
     var once = false
+
+    @Flag(help: "Only the tracking events: object_start, object_end and presence.")
+    var events = false
+
+    @Option(name: .customLong("type"), help: "Only records of this type (repeatable): \(Subscription.types.joined(separator: ", ")).")
+    var types: [String] = []
+
+    @Option(name: .customLong("source"), help: "Only records of this source (repeatable); records of no source (reload) still come.")
+    var sources: [String] = []
+
+    /// What to ask the daemon for; nil: everything.
+    var subscription: Subscription? {
+        let chosen = (events ? ["object_start", "object_end", "presence"] : []) + types
+        guard !chosen.isEmpty || !sources.isEmpty else { return nil }
+        return Subscription(types: chosen.isEmpty ? nil : chosen, sources: sources.isEmpty ? nil : sources)
+    }
+
+    func validate() throws {
+        if let unknown = types.first(where: { !Subscription.types.contains($0) }) {
+            throw ValidationError("--type \(unknown): unknown record type; types: \(Subscription.types.joined(separator: ", "))")
+        }
+    }
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
@@ -55,6 +79,7 @@ struct Tail: ParsableCommand {
             }
             if lastProblem != nil { reportError("\(socket): connected again") }
             retry = .milliseconds(250)
+            if let subscription { sendLine(subscription.requestLine(), to: fd) }
             let ended = copyRecords(from: fd, to: output)
             close(fd)
             if output.isClosed { return }
@@ -112,16 +137,30 @@ struct Tail: ParsableCommand {
         case .lag(let r):
             return ["\(clock(r.time)) (this subscriber fell behind: \(r.dropped) records skipped)"]
         case .objectStart(let r):
-            return ["\(clock(r.time)) \(r.source) track \(r.trackID) \(r.label) appeared"]
+            return ["\(clock(r.time)) \(r.source) + \(r.label) #\(r.trackID)"]
         case .objectEnd(let r):
-            return ["\(clock(r.time)) \(r.source) track \(r.trackID) \(r.label) gone after \(r.durationSeconds) s (\(r.reason.rawValue))"]
+            return ["\(clock(r.time)) \(r.source) - \(r.label) #\(r.trackID) after \(String(format: "%.1f", r.durationSeconds)) s (\(r.reason.rawValue))"]
         case .presence(let r):
-            return ["\(clock(r.time)) \(r.source) \(r.label) count \(r.count)"]
-        case .heartbeat, .reload, .error:
+            return ["\(clock(r.time)) \(r.source) \(r.label): \(r.count)"]
+        case .error(let r):
+            return ["\(clock(r.time)) ERROR: \(r.reason) \(r.detail ?? "")"]
+        case .heartbeat, .reload, .subscribed:
             return []
         case .unknown:
             return [text]
         }
+    }
+}
+
+/// Writes a whole line to a connected socket (a request is small: one send normally takes it).
+func sendLine(_ line: String, to fd: Int32) {
+    let bytes = Array(line.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return }
+        offset += n
     }
 }
 

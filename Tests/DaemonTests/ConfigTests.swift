@@ -150,7 +150,7 @@ final class ConfigTests: XCTestCase {
             #"sightline.yaml:3: thresholds.person: must be between 0 and 1, got -0.1"#,
             #"sightline.yaml:3: thresholds.car: must be a number, got "high""#,
             #"sightline.yaml:4: workers: must be between 0 (one per core) and 256, got -2"#,
-            #"sightline.yaml:5: wokers: unknown key (did you mean "workers"?); known keys: model, labels, precision, threshold, thresholds, workers, socket, heartbeat_seconds, reconnect_max_seconds, sources"#,
+            #"sightline.yaml:5: wokers: unknown key (did you mean "workers"?); known keys: model, labels, precision, threshold, thresholds, workers, socket, heartbeat_seconds, reconnect_max_seconds, tracking, sources"#,
             #"sightline.yaml:6: socket.owner: unknown key; known keys: path, mode, group, queue_limit, max_subscribers"#,
             #"sightline.yaml:6: socket.mode: must be octal permission bits such as "0660", got "rw-rw----""#,
             #"sightline.yaml:7: heartbeat_seconds: must be a number, got "fast""#,
@@ -161,7 +161,7 @@ final class ConfigTests: XCTestCase {
             #"sightline.yaml:19: sources[3].input: missing: a device (/dev/video0), a stream URL (rtsp://...) or a file"#,
             #"sightline.yaml:20: sources[3].realtime: must be true or false, got "maybe""#,
             #"sightline.yaml:21: sources[4].name: missing: every source needs a unique name"#,
-            #"sightline.yaml:22: sources[4].fps_limt: unknown key (did you mean "fps_limit"?); known keys: name, input, policy, fps_limit, realtime, realtime_fps, ring_capacity, io_timeout, width, height, capture_fps, threshold, thresholds"#,
+            #"sightline.yaml:22: sources[4].fps_limt: unknown key (did you mean "fps_limit"?); known keys: name, input, policy, fps_limit, realtime, realtime_fps, ring_capacity, io_timeout, width, height, capture_fps, threshold, thresholds, tracking"#,
         ]
         XCTAssertEqual(error.problems.map(\.description), expected, "all problems, in file order")
         XCTAssertEqual(error.description.split(separator: "\n").count, expected.count, "one problem per line")
@@ -207,7 +207,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(parseError("", origin: "a.yaml").description,
                        "a.yaml: the file is empty; it needs at least a `sources:` list")
         XCTAssertEqual(parseError("- a\n- b", origin: "a.yaml").description,
-                       "a.yaml:1: must be a mapping of keys (model, labels, precision, threshold, thresholds, workers, socket, heartbeat_seconds, reconnect_max_seconds, sources), got a list")
+                       "a.yaml:1: must be a mapping of keys (model, labels, precision, threshold, thresholds, workers, socket, heartbeat_seconds, reconnect_max_seconds, tracking, sources), got a list")
         XCTAssertEqual(parseError("sources: { name: a, input: b }", origin: "a.yaml").description,
                        "a.yaml:1: sources: must be a list of sources, got a mapping")
         XCTAssertEqual(parseError("sources:\n  - name: \"\"\n    input: x", origin: "a.yaml").description,

@@ -458,6 +458,7 @@ final class SocketServerTests: XCTestCase {
         XCTAssertEqual(talker.readLine(), Self.hello)
         talker.send(String(repeating: "ignored input\n", count: 20_000))  // 280 kB the server must drain
         talker.shutdownWrite()  // half-closed: still a subscriber
+        var refusals = 0
 
         for round in 0..<3 {
             let quitter = try Client(path: path())
@@ -466,11 +467,19 @@ final class SocketServerTests: XCTestCase {
             quitter.close()  // with lines waiting: EPIPE/ECONNRESET on the server side, never SIGPIPE
             for client in [reader, talker] {
                 var got: [Int?] = []
-                while got.count < 200, let line = client.readLine() { got.append(Self.number(line)) }
+                while got.count < 200, let line = client.readLine() {
+                    // The talker's lines were invalid requests: the first ten are answered with `error` records.
+                    if client === talker, line.hasPrefix(#"{"type":"error","reason":"invalid request""#) {
+                        refusals += 1
+                        continue
+                    }
+                    got.append(Self.number(line))
+                }
                 XCTAssertEqual(got, (0..<200).map { round * 1000 + $0 })
             }
             XCTAssertTrue(waitUntil { server.subscriberCount == 2 }, "hung-up subscriber dropped")
         }
+        XCTAssertEqual(refusals, 10, "a client that keeps sending garbage is answered ten times, then ignored")
         talker.close()
         XCTAssertTrue(waitUntil { server.subscriberCount == 1 })
         server.broadcast(Self.line(42))

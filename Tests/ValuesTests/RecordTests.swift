@@ -75,6 +75,11 @@ final class RecordTests: XCTestCase {
                 + #""best_score":0.9,"best_box":{"xmin":0.1,"ymin":0.2,"xmax":0.3,"ymax":0.4},"reason":"max_age"}"#),
             (.presence(.init(source: "door", label: "person", count: 2, time: time)),
              #"{"type":"presence","source":"door","label":"person","count":2,"time":"2026-11-22T22:15:48.912Z"}"#),
+            (.subscribed(.init(types: ["object_start", "object_end"], sources: nil, time: time)),
+             #"{"type":"subscribed","types":["object_start","object_end"],"sources":null,"time":"2026-11-22T22:15:48.912Z"}"#),
+            (.error(.init(reason: "invalid request", detail: #"unknown key "type" in "subscribe"; known keys: types, sources"#, time: time)),
+             #"{"type":"error","reason":"invalid request","detail":"unknown key \"type\" in \"subscribe\"; known keys: types, sources","#
+                + #""time":"2026-11-22T22:15:48.912Z"}"#),
         ]
     }()
 
