@@ -19,13 +19,13 @@ let package = Package(
         .systemLibrary(name: "CV4L2", path: "Sources/CV4L2"),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
 
-        // Plain values every stage shares (frames, pixel buffers, detections); depends on nothing.
+        // Plain values every stage shares (frames, pixel buffers, detections, the `Record` schema); depends on nothing.
         .target(name: "Values"),
         .target(name: "Capture", dependencies: ["CFFmpeg", "CV4L2", "Values"]),
         .target(name: "FrameRing", dependencies: ["Values"]),
         .target(name: "Detector", dependencies: ["CDNNL", "Values"]),
         .target(name: "Sink", dependencies: ["Values"]),
-        .target(name: "Tracking", dependencies: ["Sink", "Values"]),
+        .target(name: "Tracking", dependencies: ["Values"]),
         .target(name: "Annotate", dependencies: ["CFFmpeg", "Values"]),
         .target(name: "Daemon", dependencies: [
             "Capture", "FrameRing", "Detector", "Sink", "Tracking", "Values",
@@ -33,19 +33,20 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "sightline", dependencies: [
-            "Daemon", "Detector", "Capture", "FrameRing", "Sink", "Tracking", "Annotate", "Values",
+            "Daemon", "Detector", "Capture", "FrameRing", "Tracking", "Annotate", "Values",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ValuesTests", dependencies: ["Values"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "Values", "TestSupport"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "Values", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Values"]),
         .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Values"]),
-        .testTarget(name: "SinkTests", dependencies: ["Sink"]),
+        .testTarget(name: "SinkTests", dependencies: ["Sink", "Values"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Values"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "Values", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Sink
 import Tracking
+import Values
 
 /// The daemon's one way out: every record it sends (detections, source_up, source_down, heartbeat, reload) passes
 /// through `publish`, in the order subscribers receive it (`hello` and `lag` are per subscriber: the socket writes
@@ -18,17 +19,20 @@ final class Outlet: Sendable {
         self.tracking = tracking
     }
 
-    func publish(_ record: OutgoingRecord) {
+    /// `endingTracks`: for a `source_down`, why its source's open tracks end (they do, right before it).
+    func publish(_ record: Record, endingTracks: TrackEndReason? = nil) {
         switch record {
         case .detections(let detections):
             let (tracked, events) = tracking.process(detections)
-            for event in events { server.broadcast(event.jsonLine()) }
-            server.broadcast(tracked.jsonLine())
-        case .sourceDown(let source, let tracksEnd, let line):
-            for event in tracking.end(source: source, reason: tracksEnd) { server.broadcast(event.jsonLine()) }
-            server.broadcast(line)
-        case .written(let line):
-            server.broadcast(line)
+            for event in events { server.broadcast(event.record.jsonLine()) }
+            server.broadcast(Record.detections(tracked).jsonLine())
+        case .sourceDown(let down):
+            if let endingTracks {
+                for event in tracking.end(source: down.source, reason: endingTracks) { server.broadcast(event.record.jsonLine()) }
+            }
+            server.broadcast(record.jsonLine())
+        default:
+            server.broadcast(record.jsonLine())
         }
     }
 
@@ -39,14 +43,6 @@ final class Outlet: Sendable {
 
     /// The daemon is stopping and its last records are out: every open track ends.
     func shutdown() {
-        for event in tracking.endAll(reason: .shutdown) { server.broadcast(event.jsonLine()) }
+        for event in tracking.endAll(reason: .shutdown) { server.broadcast(event.record.jsonLine()) }
     }
-}
-
-/// A record on its way out: detections, a source's `source_down` (its tracks end first, for `tracksEnd`), or one of
-/// the service's other records already written as a JSON line.
-enum OutgoingRecord {
-    case detections(DetectionRecord)
-    case sourceDown(source: String, tracksEnd: TrackEndReason, line: String)
-    case written(String)
 }

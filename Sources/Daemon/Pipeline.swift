@@ -114,7 +114,7 @@ public final class Pipeline: @unchecked Sendable {
     public init(model: Model, threads: Int, thresholds: Thresholds,
                 onSourceEvent: @escaping @Sendable (SourceEvent) -> Void = { _ in },
                 frameTap: FrameTap? = nil,
-                emit: @escaping @Sendable (DetectionRecord) -> Void) throws {
+                emit: @escaping @Sendable (Record.Detections) -> Void) throws {
         ring = FrameRing()
         let endings = LaneEndings()
         sink = OrderedSink(emit: emit, laneFinished: { lane in
@@ -313,7 +313,7 @@ public final class Pipeline: @unchecked Sendable {
                 } ?? []
                 detections.removeAll { !thresholds.accepts(label: $0.label, score: $0.score) }
                 let infer = ContinuousClock.now - started
-                var record = DetectionRecord(
+                var record = Record.Detections(
                     source: frame.sourceID, frame: frame.sequence, seq: job.order, pts: frame.pts, time: Date(),
                     captureTime: frame.captureTime, width: frame.width, height: frame.height, latencyMs: 0,
                     inferMs: infer / .milliseconds(1),

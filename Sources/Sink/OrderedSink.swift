@@ -1,10 +1,11 @@
 import Foundation
+import Values
 
 /// Puts records back in frame order per source although workers finish out of order, stamps the
 /// emit time, capture-to-emit latency and `seq`, and hands them on in order, one at a time.
 public final class OrderedSink: @unchecked Sendable {
     private enum Entry {
-        case record(DetectionRecord, capturedAt: ContinuousClock.Instant)
+        case record(Record.Detections, capturedAt: ContinuousClock.Instant)
         /// A frame that produced no record; it counts as dropped in the next record.
         case skipped(droppedBefore: Int)
     }
@@ -20,18 +21,18 @@ public final class OrderedSink: @unchecked Sendable {
 
     private let lock = NSLock()
     private var lanes: [Int: LaneState] = [:]
-    private let emit: @Sendable (DetectionRecord) -> Void
+    private let emit: @Sendable (Record.Detections) -> Void
     private let laneFinished: @Sendable (Int) -> Void
 
     /// `emit` is called under the sink's lock, in order per source; `laneFinished` too, after a finished
     /// lane's last record.
-    public init(emit: @escaping @Sendable (DetectionRecord) -> Void, laneFinished: @escaping @Sendable (Int) -> Void = { _ in }) {
+    public init(emit: @escaping @Sendable (Record.Detections) -> Void, laneFinished: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.emit = emit
         self.laneFinished = laneFinished
     }
 
     /// Accepts the record of the `order`-th dispatched frame of source `lane`.
-    public func submit(_ record: DetectionRecord, lane: Int, order: Int, capturedAt: ContinuousClock.Instant) {
+    public func submit(_ record: Record.Detections, lane: Int, order: Int, capturedAt: ContinuousClock.Instant) {
         accept(.record(record, capturedAt: capturedAt), lane: lane, order: order)
     }
 
