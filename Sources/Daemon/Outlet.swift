@@ -1,3 +1,4 @@
+import HTTP
 import Sink
 import Tracking
 import Values
@@ -9,14 +10,18 @@ import Values
 /// must return quickly, and must not call back into the service.
 ///
 /// Tracking hooks in here: a frame's events go out right before its detections, and a source's open tracks end
-/// right before its `source_down`.
+/// right before its `source_down`. Everything that goes to the socket also goes to MQTT (when configured).
 final class Outlet: Sendable {
     private let server: SocketServer
     private let tracking: TrackingStage
+    private let mqtt: MQTTOutput
+    private let http: HTTPServer?
 
-    init(server: SocketServer, tracking: TrackingStage) {
+    init(server: SocketServer, tracking: TrackingStage, mqtt: MQTTOutput, http: HTTPServer? = nil) {
         self.server = server
         self.tracking = tracking
+        self.mqtt = mqtt
+        self.http = http
     }
 
     /// `endingTracks`: for a `source_down`, why its source's open tracks end (they do, right before it).
@@ -24,16 +29,29 @@ final class Outlet: Sendable {
         switch record {
         case .detections(let detections):
             let (tracked, events) = tracking.process(detections)
-            for event in events { server.broadcast(event.record.jsonLine()) }
+            for event in events { send(event) }
             server.broadcast(Record.detections(tracked).jsonLine())
-        case .sourceDown(let down):
-            if let endingTracks {
-                for event in tracking.end(source: down.source, reason: endingTracks) { server.broadcast(event.record.jsonLine()) }
-            }
-            server.broadcast(record.jsonLine())
+            mqtt.forward(tracked)
+            http?.record(tracked, events: events)
+        case .sourceDown(let down) where endingTracks != nil:
+            let events = tracking.end(source: down.source, reason: endingTracks ?? .sourceDown)
+            for event in events { send(event) }
+            send(record.jsonLine())
+            http?.record(events: events)
         default:
-            server.broadcast(record.jsonLine())
+            send(record.jsonLine())
         }
+    }
+
+    private func send(_ event: TrackEvent) {
+        let line = event.record.jsonLine()
+        server.broadcast(line)
+        mqtt.forward(event, line: line)
+    }
+
+    private func send(_ line: String) {
+        server.broadcast(line)
+        mqtt.forward(line: line)
     }
 
     /// New tracking settings (a reload); see `TrackingStage.configure`.
@@ -43,6 +61,8 @@ final class Outlet: Sendable {
 
     /// The daemon is stopping and its last records are out: every open track ends.
     func shutdown() {
-        for event in tracking.endAll(reason: .shutdown) { server.broadcast(event.record.jsonLine()) }
+        let events = tracking.endAll(reason: .shutdown)
+        for event in events { send(event) }
+        http?.record(events: events)
     }
 }

@@ -24,7 +24,7 @@ final class TailTests: XCTestCase {
         #"{"type":"detections","source":"door","frame":42,"seq":41,"pts":4.2,"time":"2026-11-22T22:15:49.101Z","#
             + #""capture_time":"2026-11-22T22:15:48.981Z","width":768,"height":576,"latency_ms":30.1,"infer_ms":11.2,"dropped":0,"detections":[]}"#,
         #"{"type":"heartbeat","source":"yard","time":"2026-11-22T22:15:50.000Z","state":"down","fps":0.0,"dropped_total":0}"#,
-        Self.newerType,
+        TailTests.newerType,
         #"{"type":"object_start","source":"door","track_id":7,"label":"person","time":"2026-11-22T22:15:50.100Z","#
             + #""first_seen":"2026-11-22T22:15:49.881Z","frame":43,"score":0.8,"box":{"xmin":0.1,"ymin":0.2,"xmax":0.3,"ymax":0.4}}"#,
         #"{"type":"presence","source":"door","label":"person","count":1,"time":"2026-11-22T22:15:50.100Z"}"#,
@@ -34,7 +34,7 @@ final class TailTests: XCTestCase {
         #"{"type":"object_end","source":"door","track_id":7,"label":"person","time":"2026-11-22T22:15:53.200Z","#
             + #""first_seen":"2026-11-22T22:15:49.881Z","last_seen":"2026-11-22T22:15:51.881Z","last_frame":63,"duration_s":2.0,"#
             + #""best_score":0.9,"best_box":{"xmin":0.1,"ymin":0.2,"xmax":0.3,"ymax":0.4},"reason":"max_age"}"#,
-        Self.malformedLag,
+        TailTests.malformedLag,
         "not a record",
     ]
 
