@@ -24,13 +24,13 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .systemLibrary(name: "CMosquitto", path: "Sources/CMosquitto"),
 
-        // Plain values every stage shares (frames, pixel buffers, detections); depends on nothing.
+        // Plain values every stage shares (frames, pixel buffers, detections, the `Record` schema); depends on nothing.
         .target(name: "Values"),
         .target(name: "Capture", dependencies: ["CFFmpeg", "CV4L2", "Values"]),
         .target(name: "FrameRing", dependencies: ["Values"]),
         .target(name: "Detector", dependencies: ["CDNNL", "Values"]),
         .target(name: "Sink", dependencies: ["Values"]),
-        .target(name: "Tracking", dependencies: ["Sink", "Values"]),
+        .target(name: "Tracking", dependencies: ["Values"]),
         .target(name: "Annotate", dependencies: ["CFFmpeg", "Values"]),
         .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")]),
         .target(name: "HTTP", dependencies: [
@@ -47,20 +47,21 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "sightline", dependencies: [
-            "Daemon", "Detector", "Capture", "FrameRing", "Sink", "Tracking", "Annotate", "Values",
+            "Daemon", "Detector", "Capture", "FrameRing", "Tracking", "Annotate", "Values",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ValuesTests", dependencies: ["Values"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "Values", "TestSupport"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "Values", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Sink", "Values"]),
         .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Values"]),
-        .testTarget(name: "SinkTests", dependencies: ["Sink"]),
+        .testTarget(name: "SinkTests", dependencies: ["Sink", "Values"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Values"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "HTTP", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "HTTP", "Values", "TestSupport"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Capture", "Detector", "Sink", "Values", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]

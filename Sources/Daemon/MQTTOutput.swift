@@ -4,6 +4,7 @@ import MQTT
 import Sink
 import Synchronization
 import Tracking
+import Values
 
 /// The daemon's MQTT side (docs/MQTT.md): a publisher while the config has an `mqtt:` section, fed from the
 /// outlet with every record that leaves. A reload creates, reconfigures or stops it without touching the sources.
@@ -22,9 +23,9 @@ final class MQTTOutput: Sendable {
         })
     }
 
-    func forward(_ record: DetectionRecord) {
+    func forward(_ record: Record.Detections) {
         guard let publisher = publisher.withLock({ $0 }) else { return }
-        publisher.detections(source: record.source, latencyMs: record.latencyMs, dropped: record.dropped) { record.jsonLine() }
+        publisher.detections(source: record.source, latencyMs: record.latencyMs, dropped: record.dropped) { Record.detections(record).jsonLine() }
     }
 
     /// `object_start`/`object_end` go out as events (`line`: the socket's JSON), `presence` as a retained count.

@@ -1,6 +1,7 @@
 import HTTP
 import Sink
 import Tracking
+import Values
 
 /// The daemon's one way out: every record it sends (detections, source_up, source_down, heartbeat, reload) passes
 /// through `publish`, in the order subscribers receive it (`hello` and `lag` are per subscriber: the socket writes
@@ -23,26 +24,27 @@ final class Outlet: Sendable {
         self.http = http
     }
 
-    func publish(_ record: OutgoingRecord) {
+    /// `endingTracks`: for a `source_down`, why its source's open tracks end (they do, right before it).
+    func publish(_ record: Record, endingTracks: TrackEndReason? = nil) {
         switch record {
         case .detections(let detections):
             let (tracked, events) = tracking.process(detections)
             for event in events { send(event) }
-            server.broadcast(tracked.jsonLine())
+            server.broadcast(Record.detections(tracked).jsonLine())
             mqtt.forward(tracked)
             http?.record(tracked, events: events)
-        case .sourceDown(let source, let tracksEnd, let line):
-            let events = tracking.end(source: source, reason: tracksEnd)
+        case .sourceDown(let down) where endingTracks != nil:
+            let events = tracking.end(source: down.source, reason: endingTracks ?? .sourceDown)
             for event in events { send(event) }
-            send(line)
+            send(record.jsonLine())
             http?.record(events: events)
-        case .written(let line):
-            send(line)
+        default:
+            send(record.jsonLine())
         }
     }
 
     private func send(_ event: TrackEvent) {
-        let line = event.jsonLine()
+        let line = event.record.jsonLine()
         server.broadcast(line)
         mqtt.forward(event, line: line)
     }
@@ -63,12 +65,4 @@ final class Outlet: Sendable {
         for event in events { send(event) }
         http?.record(events: events)
     }
-}
-
-/// A record on its way out: detections, a source's `source_down` (its tracks end first, for `tracksEnd`), or one of
-/// the service's other records already written as a JSON line.
-enum OutgoingRecord {
-    case detections(DetectionRecord)
-    case sourceDown(source: String, tracksEnd: TrackEndReason, line: String)
-    case written(String)
 }

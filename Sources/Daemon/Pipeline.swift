@@ -120,7 +120,7 @@ public final class Pipeline: Sendable {
     public init(model: Model, threads: Int, thresholds: Thresholds,
                 onSourceEvent: @escaping @Sendable (SourceEvent) -> Void = { _ in },
                 frameTap: FrameTap? = nil,
-                emit: @escaping @Sendable (DetectionRecord) -> Void) throws {
+                emit: @escaping @Sendable (Record.Detections) -> Void) throws {
         ring = FrameRing()
         sink = OrderedSink(emit: emit, laneFinished: { _, event in
             if let event { onSourceEvent(event) }
@@ -320,7 +320,7 @@ public final class Pipeline: Sendable {
             } ?? []
             detections.removeAll { !thresholds.accepts(label: $0.label, score: $0.score) }
             let infer = ContinuousClock.now - started
-            var record = DetectionRecord(
+            var record = Record.Detections(
                 source: frame.sourceID, frame: frame.sequence, seq: job.order, pts: frame.pts, time: Date(),
                 captureTime: frame.captureTime, width: frame.width, height: frame.height, latencyMs: 0,
                 inferMs: infer / .milliseconds(1),

@@ -1,4 +1,4 @@
-import Sink
+import Values
 
 extension DaemonConfig {
     /// What replacing `self` by `new` changes, split into what a reload applies (`changed`, sources `added`,

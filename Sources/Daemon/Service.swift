@@ -6,6 +6,7 @@ import Logging
 import Sink
 import Synchronization
 import Tracking
+import Values
 
 /// The running daemon: the model, the socket, the pipeline, and the shell around `SourceSupervisor`, which decides
 /// what happens to the sources; this class feeds it events (a tick, a source opened or not, a lane's end, a record,
@@ -213,25 +214,25 @@ public final class Service: Sendable {
         case .announceUp(let source, let input):
             hello.setUp(source, true)
             http?.sourceWentUp(source)
-            outlet.publish(.written(ServiceRecord.sourceUp(source: source, input: Redaction.redactingPasswords(input))))
+            outlet.publish(.sourceUp(.init(source: source, input: Redaction.redactingPasswords(input))))
         case .announceDown(let source, let down):
             hello.setUp(source, false)
-            let (line, tracksEnd): (String, TrackEndReason) = switch down {
+            let (sourceDown, tracksEnd): (Record.SourceDown, TrackEndReason) = switch down {
             case .failed(let reason, let retryIn):
-                (ServiceRecord.sourceDown(source: source, reason: reason, retryInSeconds: retryIn), .sourceDown)
+                (.init(source: source, reason: reason, retryInSeconds: retryIn), .sourceDown)
             case .finished:
-                (ServiceRecord.sourceDown(source: source, reason: "end of file", retryInSeconds: nil), .endOfFile)
+                (.init(source: source, reason: "end of file", retryInSeconds: nil), .endOfFile)
             case .stopped(let reason, let replaced):
-                (ServiceRecord.sourceDown(source: source, reason: reason, retryInSeconds: replaced ? 0 : nil), .reload)
+                (.init(source: source, reason: reason, retryInSeconds: replaced ? 0 : nil), .reload)
             }
-            outlet.publish(.sourceDown(source: source, tracksEnd: tracksEnd, line: line))
+            outlet.publish(.sourceDown(sourceDown), endingTracks: tracksEnd)
             switch down {
             case .failed(let reason, _), .stopped(let reason, _): http?.sourceWentDown(source, reason: reason)
             case .finished: http?.sourceWentDown(source, reason: "end of file")
             }
         case .heartbeat(let source, let lane, let fps):
             let dropped = lane.flatMap { pipeline.stats(lane: $0)?.dropped } ?? 0
-            outlet.publish(.written(ServiceRecord.heartbeat(source: source, up: lane != nil, fps: fps, droppedTotal: dropped)))
+            outlet.publish(.heartbeat(.init(source: source, up: lane != nil, fps: fps, droppedTotal: dropped)))
         case .open, .decline, .removeLane:
             break
         }
@@ -320,7 +321,7 @@ public final class Service: Sendable {
         } catch {
             let errors = (error as? ConfigError)?.problems.map(\.description) ?? ["\(error)"]
             logger.error("reload refused, keeping the running configuration", metadata: ["errors": "\(errors.joined(separator: "; "))"])
-            outlet.publish(.written(ServiceRecord.reload(refused: errors)))
+            outlet.publish(.reload(.init(.refused(errors: errors))))
             try? notifier.ready()
             return
         }
@@ -333,7 +334,7 @@ public final class Service: Sendable {
             state.config.heartbeat = fresh.heartbeat
             state.config.reconnectMax = fresh.reconnectMax
             // Under the lock, so the source_down/source_up this reload causes come after it.
-            outlet.publish(.written(ServiceRecord.reload(applied: changes)))
+            outlet.publish(.reload(.init(.applied(changes))))
             let settings = SourceSupervisor.Settings(heartbeat: fresh.heartbeat, reconnectMax: fresh.reconnectMax)
             return (changes, state.supervisor.handle(.reload(sources: fresh.sources, settings: settings), now: now))
         }
@@ -435,7 +436,7 @@ private final class HelloState: Sendable {
 
     func line() -> String {
         let current = current.withLock { $0 }
-        return ServiceRecord.hello(version: Service.version, model: model, precision: precision, labels: labels,
-                                   sources: current.sources, up: current.up)
+        return Record.hello(.init(version: Service.version, model: model, precision: precision, labels: labels,
+                                  sources: current.sources, up: current.up)).jsonLine()
     }
 }

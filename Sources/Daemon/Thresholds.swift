@@ -2,7 +2,7 @@
 public struct Thresholds: Sendable, Equatable {
     public var defaultScore: Float
     public var perLabel: [String: Float]
-    /// Detections scoring at least this but below their threshold are kept for a tracker (`DetectionRecord.lowScore`),
+    /// Detections scoring at least this but below their threshold are kept for a tracker (`Record.Detections.lowScore`),
     /// never reported; nil keeps none.
     public var lowScoreFloor: Float?
 

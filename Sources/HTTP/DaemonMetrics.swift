@@ -2,6 +2,7 @@ import Foundation
 import Prometheus
 import Sink
 import Synchronization
+import Values
 
 /// The daemon's Prometheus metrics (docs/HTTP.md): counters fed by every detection record as it leaves the
 /// ordered sink, gauges read from the daemon's state when /metrics is scraped.
@@ -41,7 +42,7 @@ public final class DaemonMetrics: Sendable {
     }
 
     /// Counts one detections record.
-    public func record(_ record: DetectionRecord) {
+    public func record(_ record: Record.Detections) {
         series.withLock { all in
             var s = all[record.source] ?? makeSeries(record.source)
             // `frame` counts the frames the source decoded; it starts again at 0 when the source is reopened.

@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import Tracking
+import Values
 
 /// The daemon's HTTP server (docs/HTTP.md) on Hummingbird: the page, the JSON API, the preview pictures and
 /// streams, /metrics and /healthz. It runs on SwiftNIO's event loop threads, which also serve as Swift's
@@ -52,7 +53,7 @@ public final class HTTPServer: Sendable {
 
     /// Each detections record as it leaves the daemon, with the tracker's events for it (under the ordered sink's
     /// lock: quick).
-    public func record(_ record: DetectionRecord, events: [TrackEvent] = []) {
+    public func record(_ record: Record.Detections, events: [TrackEvent] = []) {
         self.record(events: events)
         hub.record(record)
         metrics.record(record)
@@ -67,7 +68,7 @@ public final class HTTPServer: Sendable {
             case .end(let end): source = end.source
             case .presence: return nil
             }
-            var json = event.jsonLine()
+            var json = event.record.jsonLine()
             if json.hasSuffix("\n") { json.removeLast() }
             return (source, json)
         }

@@ -44,7 +44,7 @@ public final class PreviewHub: Sendable {
     private let sources = Mutex<[String: SourceState]>([:])
     /// Until when any source is watched: the tap's fast path without viewers.
     private let anyWatchedUntil = Atomic<Int64>(0)
-    private let pending = Mutex<(jobs: [String: (pixels: PixelBuffer, record: DetectionRecord)], stopped: Bool)>(([:], false))
+    private let pending = Mutex<(jobs: [String: (pixels: PixelBuffer, record: Record.Detections)], stopped: Bool)>(([:], false))
     private let wake = DispatchSemaphore(value: 0)
     private let encoderDone = DispatchSemaphore(value: 0)
     private let encoded = Atomic<Int>(0)
@@ -97,7 +97,7 @@ public final class PreviewHub: Sendable {
     }
 
     /// Each detections record as it leaves the sink (under the sink's lock: only bookkeeping here).
-    public func record(_ record: DetectionRecord) {
+    public func record(_ record: Record.Detections) {
         let now = Self.now()
         sources.withLock { sources in
             var state = sources[record.source] ?? SourceState()

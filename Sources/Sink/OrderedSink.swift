@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Values
 
 /// Puts records back in frame order per source although workers finish out of order, stamps the
 /// emit time, capture-to-emit latency and `seq`, and hands them on in order, one at a time.
@@ -7,7 +8,7 @@ import Synchronization
 /// `finish` and goes out through `laneFinished` after the lane's last record (see `FrameRing`).
 public final class OrderedSink<LaneEnding: Sendable>: Sendable {
     private enum Entry {
-        case record(DetectionRecord, capturedAt: ContinuousClock.Instant)
+        case record(Record.Detections, capturedAt: ContinuousClock.Instant)
         /// A frame that produced no record; it counts as dropped in the next record.
         case skipped(droppedBefore: Int)
     }
@@ -22,19 +23,19 @@ public final class OrderedSink<LaneEnding: Sendable>: Sendable {
     }
 
     private let lanes = Mutex<[Int: LaneState]>([:])
-    private let emit: @Sendable (DetectionRecord) -> Void
+    private let emit: @Sendable (Record.Detections) -> Void
     private let laneFinished: @Sendable (_ lane: Int, _ ending: LaneEnding) -> Void
 
     /// `emit` is called under the sink's lock, in order per source; `laneFinished` too, after a finished
     /// lane's last record.
-    public init(emit: @escaping @Sendable (DetectionRecord) -> Void,
+    public init(emit: @escaping @Sendable (Record.Detections) -> Void,
                 laneFinished: @escaping @Sendable (_ lane: Int, _ ending: LaneEnding) -> Void = { _, _ in }) {
         self.emit = emit
         self.laneFinished = laneFinished
     }
 
     /// Accepts the record of the `order`-th dispatched frame of source `lane`.
-    public func submit(_ record: DetectionRecord, lane: Int, order: Int, capturedAt: ContinuousClock.Instant) {
+    public func submit(_ record: Record.Detections, lane: Int, order: Int, capturedAt: ContinuousClock.Instant) {
         accept(.record(record, capturedAt: capturedAt), lane: lane, order: order)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Values
 
 extension SocketServer {
     /// The I/O thread's own state and work: it polls the wake pipe, the listener and every subscriber, accepts,
@@ -219,7 +220,8 @@ extension SocketServer {
                 guard line.contains(where: { ![0x20, 0x09, 0x0D].contains($0) }) else { continue }
                 switch Subscription.parse(line) {
                 case .success(let subscription):
-                    answer(subscriber, Array(subscription.subscribedLine().utf8), subscription: subscription)
+                    let subscribed = Record.subscribed(.init(types: subscription.types, sources: subscription.sources))
+                    answer(subscriber, Array(subscribed.jsonLine().utf8), subscription: subscription)
                 case .failure(let error):
                     refuse(subscriber, error.description)
                 }
@@ -229,7 +231,7 @@ extension SocketServer {
         private func refuse(_ subscriber: Subscriber, _ detail: String) {
             subscriber.invalidRequests += 1
             guard subscriber.invalidRequests <= Subscription.maxErrors else { return }
-            answer(subscriber, Self.errorRecord(reason: "invalid request") { $0.field("detail", detail) }, subscription: nil)
+            answer(subscriber, Array(Record.error(.init(reason: "invalid request", detail: detail)).jsonLine().utf8), subscription: nil)
         }
 
         /// Queues `reply` for the subscriber behind what it already has, and applies `subscription` to what follows.
@@ -262,7 +264,7 @@ extension SocketServer {
                     // Counted before the client can see its end, so whoever saw the refusal sees it counted.
                     server.shared.withLock { $0.refusedCount += 1 }
                     // A fresh socket's buffer is empty: the record goes out whole, or not at all.
-                    let refusal = Self.errorRecord(reason: "too many subscribers", extra: { $0.field("limit", self.server.subscriberLimit) })
+                    let refusal = Array(Record.error(.init(reason: "too many subscribers", limit: server.subscriberLimit)).jsonLine().utf8)
                     _ = refusal.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
                     Glibc.close(fd)
                     continue
@@ -329,12 +331,7 @@ extension SocketServer {
                 shared.inboxes[subscriber.id]?.take(upTo: SocketServer.chunkBytes, into: &popped)
             } ?? 0
             if dropped > 0 {
-                var lag = JSONLineWriter()
-                lag.field("type", "lag")
-                lag.field("dropped", dropped)
-                lag.field("time", RFC3339.format(Date()))
-                subscriber.out.append(contentsOf: lag.finish().utf8)
-                subscriber.out.append(0x0A)
+                subscriber.out.append(contentsOf: Record.lag(.init(dropped: dropped)).jsonLine().utf8)
                 subscriber.lagAtStart = (dropped, subscriber.out.count)
             }
             for line in popped { subscriber.out.append(contentsOf: line.utf8) }
@@ -350,22 +347,10 @@ extension SocketServer {
                 return inbox.dropped + inbox.queue.count
             }
             let trimmed = subscriber.trimUnsentLines()
-            subscriber.out.append(contentsOf: Self.errorRecord(reason: "too slow") {
-                $0.field("dropped", lost + trimmed)
-                $0.field("detail", "read nothing for \(self.options.stuckAfter) while records waited; disconnected")
-            })
+            let detail = "read nothing for \(options.stuckAfter) while records waited; disconnected"
+            subscriber.out.append(contentsOf: Record.error(.init(reason: "too slow", dropped: lost + trimmed, detail: detail)).jsonLine().utf8)
             subscriber.farewellDeadline = now + options.farewellTimeout
             subscriber.waitingSince = nil
-        }
-
-        /// `{"type":"error","reason":...,"time":...}` and a newline.
-        private static func errorRecord(reason: String, extra: (inout JSONLineWriter) -> Void = { _ in }) -> [UInt8] {
-            var record = JSONLineWriter()
-            record.field("type", "error")
-            record.field("reason", reason)
-            extra(&record)
-            record.field("time", RFC3339.format(Date()))
-            return Array((record.finish() + "\n").utf8)
         }
 
         /// Bytes sent to `fd` that its reader has not read yet (SIOCOUTQ).

@@ -60,25 +60,18 @@ public struct Subscription: Sendable, Equatable {
 
     /// This subscription as the request line a client sends.
     public func requestLine() -> String {
-        var fields = JSONLineWriter()
-        if let types { fields.field("types", types) }
-        if let sources { fields.field("sources", sources) }
-        var json = JSONLineWriter()
-        json.key("subscribe")
-        json.raw(fields.finish())
-        return json.finish() + "\n"
-    }
-
-    /// The reply to a valid request.
-    func subscribedLine() -> String {
-        var json = JSONLineWriter()
-        json.field("type", "subscribed")
-        json.key("types")
-        json.raw(types.map { "[" + $0.map(JSONLineWriter.quoted).joined(separator: ",") + "]" } ?? "null")
-        json.key("sources")
-        json.raw(sources.map { "[" + $0.map(JSONLineWriter.quoted).joined(separator: ",") + "]" } ?? "null")
-        json.field("time", RFC3339.format(Date()))
-        return json.finish() + "\n"
+        struct Request: Encodable {
+            struct Fields: Encodable {
+                var types: [String]?
+                var sources: [String]?
+            }
+            var subscribe: Fields
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding strings cannot fail.
+        let data = (try? encoder.encode(Request(subscribe: .init(types: types, sources: sources)))) ?? Data()
+        return String(decoding: data, as: UTF8.self) + "\n"
     }
 
     /// The `type` and `source` of a record line.

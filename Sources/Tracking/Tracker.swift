@@ -230,14 +230,14 @@ public struct Tracker: Sendable {
         tracks[t].hits = []
         nextID += 1
         let track = tracks[t]
-        return .start(ObjectStart(source: source, trackID: nextID - 1, label: track.label, time: time, firstSeen: track.firstSeen,
-                                  frame: frame, box: Self.box(d), score: d.score))
+        return .start(Record.ObjectStart(source: source, trackID: nextID - 1, label: track.label, time: time,
+                                         firstSeen: track.firstSeen, frame: frame, box: Self.box(d), score: d.score))
     }
 
-    private func end(_ track: Track, reason: TrackEndReason, time: Date) -> ObjectEnd {
-        ObjectEnd(source: source, trackID: track.id ?? 0, label: track.label, time: time, firstSeen: track.firstSeen,
-                  lastSeen: track.lastSeen, lastFrame: track.lastFrame, durationSeconds: track.lastSeconds - track.firstSeconds,
-                  bestScore: track.bestScore, bestBox: track.bestBox, reason: reason)
+    private func end(_ track: Track, reason: TrackEndReason, time: Date) -> Record.ObjectEnd {
+        Record.ObjectEnd(source: source, trackID: track.id ?? 0, label: track.label, time: time, firstSeen: track.firstSeen,
+                         lastSeen: track.lastSeen, lastFrame: track.lastFrame, durationSeconds: track.lastSeconds - track.firstSeconds,
+                         bestScore: track.bestScore, bestBox: track.bestBox, reason: reason)
     }
 
     /// A `presence` for each label in `labels` (first mention first) whose count is no longer the one last announced.
@@ -247,7 +247,7 @@ public struct Tracker: Sendable {
         var events: [TrackEvent] = []
         for label in labels where counts[label, default: 0] != announced[label, default: 0] {
             announced[label] = counts[label, default: 0]
-            events.append(.presence(Presence(source: source, label: label, count: counts[label, default: 0], time: time)))
+            events.append(.presence(Record.Presence(source: source, label: label, count: counts[label, default: 0], time: time)))
         }
         return events
     }

@@ -1,5 +1,4 @@
 import Foundation
-import Sink
 import Synchronization
 import Values
 
@@ -40,7 +39,7 @@ public final class TrackingStage: Sendable {
     }
 
     /// `record` with its confirmed detections' track ids, and the events its frame caused, to be sent before it.
-    public func process(_ record: DetectionRecord) -> (record: DetectionRecord, events: [TrackEvent]) {
+    public func process(_ record: Record.Detections) -> (record: Record.Detections, events: [TrackEvent]) {
         var out = record
         out.lowScore = []
         let source = record.source

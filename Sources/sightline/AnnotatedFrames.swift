@@ -1,6 +1,5 @@
 import Annotate
 import Foundation
-import Sink
 import Synchronization
 import Values
 
@@ -53,7 +52,7 @@ final class AnnotatedFrames: Sendable {
     }
 
     /// Draws the record on its frame's copy and writes the JPEG.
-    func write(_ record: DetectionRecord) {
+    func write(_ record: Record.Detections) {
         guard let pixels = copies.take(source: record.source, frame: record.frame) else { return }
         defer { pixels.recycle() }
         state.withLock { state in

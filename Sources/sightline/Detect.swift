@@ -4,9 +4,9 @@ import Daemon
 import Detector
 import Foundation
 import FrameRing
-import Sink
 import Synchronization
 import Tracking
+import Values
 
 struct Detect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -123,18 +123,18 @@ struct Detect: ParsableCommand {
                 case .ended(let name, _, let live): tracking.end(source: name, reason: live ? .sourceDown : .endOfFile)
                 case .failed(let name, _, _), .removed(let name, _): tracking.end(source: name, reason: .sourceDown)
                 }
-                for event in ended { output.write(event.jsonLine()) }
+                for event in ended { output.write(event.record.jsonLine()) }
             }, frameTap: tap) { record in
                 if let tracking {
                     let started = timing?.threadCPU()
                     let (tracked, events) = tracking.process(record)
                     if let started, let timing { timing.add(timing.threadCPU() - started) }
-                    for event in events { output.write(event.jsonLine()) }
+                    for event in events { output.write(event.record.jsonLine()) }
                     annotated?.write(tracked)
-                    output.write(tracked.jsonLine())
+                    output.write(Record.detections(tracked).jsonLine())
                 } else {
                     annotated?.write(record)
-                    output.write(record.jsonLine())
+                    output.write(Record.detections(record).jsonLine())
                 }
                 // The reader went away (e.g. `| head`): nothing more is wanted, even from a live stream.
                 if output.isClosed { done.signal() }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Daemon
 import Foundation
 import Sink
+import Values
 
 struct Tail: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,7 +15,8 @@ struct Tail: ParsableCommand {
             frame's width and height (x across, y down). Frames with no detection print nothing. Service records
             print as one line each: `connected` (with every source's up/down state), `SOURCE up`, `SOURCE DOWN: reason`,
             and skipped records when this subscriber fell behind; tracking events as `SOURCE + LABEL #ID` (appeared),
-            `SOURCE - LABEL #ID after 12.3 s (reason)` (left) and `SOURCE LABEL: COUNT` (how many are there now).
+            `SOURCE - LABEL #ID after 12.3 s (reason)` (left) and `SOURCE LABEL: COUNT` (how many are there now); a record of
+            a type this version does not know (from a newer daemon) prints as it came.
             --events asks the daemon for the tracking events only; --type and --source choose record types and sources. --raw prints the JSON lines themselves
             (docs/SCHEMA.md), for scripts: e.g. a Node-RED exec node.
 
@@ -113,44 +115,39 @@ struct Tail: ParsableCommand {
         }
     }
 
-    /// One line per detection, or per service record.
+    /// One line per detection, or per service record; a line that is not a record, or a record of a type this build
+    /// does not know (a newer daemon's), as it came.
     static func readable(_ line: Data) -> [String] {
-        guard let record = try? JSONSerialization.jsonObject(with: line) as? [String: Any], let type = record["type"] as? String else {
-            return [String(decoding: line, as: UTF8.self)]
-        }
-        let time = (record["time"] as? String).map { String($0.dropFirst(11).prefix(12)) } ?? ""
-        let source = record["source"] as? String ?? ""
-        switch type {
-        case "detections":
-            let frame = record["frame"] as? Int ?? 0
-            let detections = record["detections"] as? [[String: Any]] ?? []
-            return detections.map { d in
-                let box = d["box"] as? [String: Double] ?? [:]
-                let corners = ["xmin", "ymin", "xmax", "ymax"].map { String(format: "%.3f", box[$0] ?? 0) }.joined(separator: " ")
-                return "\(time) \(source) #\(frame) \(d["label"] as? String ?? "?") \(String(format: "%.2f", d["score"] as? Double ?? 0)) [\(corners)]"
+        let text = String(decoding: line, as: UTF8.self)
+        guard let record = try? Record(jsonLine: text) else { return [text] }
+        func clock(_ time: Date) -> String { String(RFC3339.format(time).dropFirst(11).prefix(12)) }
+        switch record {
+        case .detections(let r):
+            return r.detections.map { d in
+                let corners = [d.xmin, d.ymin, d.xmax, d.ymax].map { String(format: "%.3f", Double($0)) }.joined(separator: " ")
+                return "\(clock(r.time)) \(r.source) #\(r.frame) \(d.label) \(String(format: "%.2f", Double(d.score))) [\(corners)]"
             }
-        case "hello":
-            let states = record["source_states"] as? [String: String] ?? [:]
-            let sources = (record["sources"] as? [String] ?? []).map { name in states[name].map { "\(name) (\($0))" } ?? name }
-            return ["\(time) connected: schema \(record["schema"] ?? "?"), sources \(sources.joined(separator: ", "))"]
-        case "source_down":
-            return ["\(time) \(source) DOWN: \(record["reason"] as? String ?? "")"]
-        case "source_up":
-            return ["\(time) \(source) up"]
-        case "lag":
-            return ["\(time) (this subscriber fell behind: \(record["dropped"] ?? 0) records skipped)"]
-        case "object_start":
-            return ["\(time) \(source) + \(record["label"] as? String ?? "?") #\(record["track_id"] as? Int ?? 0)"]
-        case "object_end":
-            let duration = String(format: "%.1f", record["duration_s"] as? Double ?? 0)
-            return ["\(time) \(source) - \(record["label"] as? String ?? "?") #\(record["track_id"] as? Int ?? 0) after \(duration) s"
-                        + " (\(record["reason"] as? String ?? "?"))"]
-        case "presence":
-            return ["\(time) \(source) \(record["label"] as? String ?? "?"): \(record["count"] as? Int ?? 0)"]
-        case "error":
-            return ["\(time) ERROR: \(record["reason"] as? String ?? "") \(record["detail"] as? String ?? "")"]
-        default:
+        case .hello(let r):
+            let sources = r.sources.map { "\($0) (\(r.up.contains($0) ? "up" : "down"))" }
+            return ["\(clock(r.time)) connected: schema \(r.schema), sources \(sources.joined(separator: ", "))"]
+        case .sourceDown(let r):
+            return ["\(clock(r.time)) \(r.source) DOWN: \(r.reason)"]
+        case .sourceUp(let r):
+            return ["\(clock(r.time)) \(r.source) up"]
+        case .lag(let r):
+            return ["\(clock(r.time)) (this subscriber fell behind: \(r.dropped) records skipped)"]
+        case .objectStart(let r):
+            return ["\(clock(r.time)) \(r.source) + \(r.label) #\(r.trackID)"]
+        case .objectEnd(let r):
+            return ["\(clock(r.time)) \(r.source) - \(r.label) #\(r.trackID) after \(String(format: "%.1f", r.durationSeconds)) s (\(r.reason.rawValue))"]
+        case .presence(let r):
+            return ["\(clock(r.time)) \(r.source) \(r.label): \(r.count)"]
+        case .error(let r):
+            return ["\(clock(r.time)) ERROR: \(r.reason) \(r.detail ?? "")"]
+        case .heartbeat, .reload, .subscribed:
             return []
+        case .unknown:
+            return [text]
         }
     }
 }

@@ -1,5 +1,5 @@
 import Daemon
-import Sink
+import Values
 import XCTest
 
 final class ThresholdAndReloadTests: XCTestCase {
@@ -68,7 +68,8 @@ final class ThresholdAndReloadTests: XCTestCase {
         changes.changed = ["threshold"]
         changes.restarted = [.init(source: "door", reason: "input changed")]
         changes.needsRestart = ["workers"]
-        let applied = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(ServiceRecord.reload(applied: changes).utf8)) as? [String: Any])
+        let appliedLine = Record.reload(.init(.applied(changes))).jsonLine()
+        let applied = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(appliedLine.utf8)) as? [String: Any])
         XCTAssertEqual(applied["type"] as? String, "reload")
         XCTAssertEqual(applied["status"] as? String, "applied")
         XCTAssertEqual(applied["changed"] as? [String], ["threshold"])
@@ -76,7 +77,8 @@ final class ThresholdAndReloadTests: XCTestCase {
         XCTAssertEqual(applied["removed"] as? [String], [])
         XCTAssertEqual((applied["restarted"] as? [[String: String]]) ?? [], [["source": "door", "reason": "input changed"]])
         XCTAssertEqual(applied["needs_restart"] as? [String], ["workers"])
-        let refused = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(ServiceRecord.reload(refused: ["x.yaml:1: bad"]).utf8)) as? [String: Any])
+        let refusedLine = Record.reload(.init(.refused(errors: ["x.yaml:1: bad"]))).jsonLine()
+        let refused = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(refusedLine.utf8)) as? [String: Any])
         XCTAssertEqual(refused["status"] as? String, "refused")
         XCTAssertEqual(refused["errors"] as? [String], ["x.yaml:1: bad"])
     }

@@ -13,8 +13,8 @@ final class LaneEndTests: XCTestCase {
         FrameRingTests.frame(source, sequence, pool: pool)
     }
 
-    private static func record(_ frame: Frame) -> DetectionRecord {
-        DetectionRecord(source: frame.sourceID, frame: frame.sequence, seq: 0, pts: frame.pts, time: Date(),
+    private static func record(_ frame: Frame) -> Record.Detections {
+        Record.Detections(source: frame.sourceID, frame: frame.sequence, seq: 0, pts: frame.pts, time: Date(),
                         captureTime: frame.captureTime, width: 1, height: 1, latencyMs: 0, inferMs: 0, dropped: 0, detections: [])
     }
 

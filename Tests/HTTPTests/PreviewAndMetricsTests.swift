@@ -15,8 +15,8 @@ final class PreviewAndMetricsTests: XCTestCase {
         return Frame(sourceID: source, sequence: sequence, pts: nil, captureTime: Date(), captureInstant: .now, pixels: pixels)
     }
 
-    func record(_ frame: Int, source: String = "cam", detections: [Detection] = [], dropped: Int = 0) -> DetectionRecord {
-        DetectionRecord(source: source, frame: frame, seq: frame, pts: nil, time: Date(), captureTime: Date(), width: 64, height: 48,
+    func record(_ frame: Int, source: String = "cam", detections: [Detection] = [], dropped: Int = 0) -> Record.Detections {
+        Record.Detections(source: source, frame: frame, seq: frame, pts: nil, time: Date(), captureTime: Date(), width: 64, height: 48,
                         latencyMs: 30, inferMs: 12, dropped: dropped, detections: detections)
     }
 

@@ -1,10 +1,11 @@
 import Foundation
 import Sink
+import Values
 import XCTest
 
 final class OrderedSinkTests: XCTestCase {
-    static func record(_ source: String, frame: Int) -> DetectionRecord {
-        DetectionRecord(source: source, frame: frame, seq: 0, pts: nil, time: Date(), captureTime: Date(), width: 1, height: 1,
+    static func record(_ source: String, frame: Int) -> Record.Detections {
+        Record.Detections(source: source, frame: frame, seq: 0, pts: nil, time: Date(), captureTime: Date(), width: 1, height: 1,
                         latencyMs: 0, inferMs: 0, dropped: 0, detections: [])
     }
 
@@ -69,7 +70,7 @@ final class OrderedSinkTests: XCTestCase {
         var r = Self.record("cam \"1\"", frame: 3)
         r.pts = 0.3
         r.detections = [.init(classID: 1, label: "person", score: 0.75, xmin: 0.1, ymin: 0.2, xmax: 0.3, ymax: 0.4)]
-        let line = r.jsonLine()
+        let line = Record.detections(r).jsonLine()
         XCTAssertTrue(line.hasSuffix("}\n"))
         XCTAssertEqual(line.filter { $0 == "\n" }.count, 1)
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -84,7 +85,7 @@ final class OrderedSinkTests: XCTestCase {
 
 final class EmittedRecords: @unchecked Sendable {
     private let lock = NSLock()
-    private var stored: [DetectionRecord] = []
-    func append(_ r: DetectionRecord) { lock.withLock { stored.append(r) } }
-    var records: [DetectionRecord] { lock.withLock { stored } }
+    private var stored: [Record.Detections] = []
+    func append(_ r: Record.Detections) { lock.withLock { stored.append(r) } }
+    var records: [Record.Detections] { lock.withLock { stored } }
 }

@@ -19,11 +19,7 @@ final class SubscriptionTests: XCTestCase {
     }
 
     private static func record(_ type: String, _ source: String?, _ n: Int) -> String {
-        var json = JSONLineWriter()
-        json.field("type", type)
-        if let source { json.field("source", source) }
-        json.field("n", n)
-        return json.finish() + "\n"
+        #"{"type":"\#(type)""# + (source.map { #","source":"\#($0)""# } ?? "") + #","n":\#(n)}"# + "\n"
     }
 
     private func object(_ line: String?) -> [String: Any] {
