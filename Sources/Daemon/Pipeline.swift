@@ -5,6 +5,7 @@ import FrameRing
 import Sink
 import Synchronization
 import Tracking
+import Values
 
 /// How one source feeds the pipeline.
 public struct SourceOptions: Sendable, Equatable {

@@ -1,6 +1,6 @@
-import Capture
 import Dispatch
 import Synchronization
+import Values
 
 /// What a full lane does with a new frame.
 public enum DropPolicy: String, Sendable, CaseIterable {

@@ -1,6 +1,6 @@
-import Capture
 import Foundation
 @testable import FrameRing
+import Values
 import XCTest
 
 final class FrameRingTests: XCTestCase {
