@@ -1,7 +1,7 @@
+import Values
 import Foundation
 @testable import FrameRing
 import Sink
-import Values
 import XCTest
 
 /// The end-of-lane protocol (FrameRing's doc comment): close -> end item after the lane's last frame ->
