@@ -10,7 +10,7 @@ import Values
 /// detector's parity fixtures come from that command.
 /// Used from one capture thread at a time; only `close()` may be called from another thread, and it never waits for
 /// a blocked read: every read is bounded by `ioTimeout` and notices `close()` within a fraction of a second.
-public final class FFmpegSource: @unchecked Sendable {
+public final class FFmpegSource: Sendable {
     /// The input as given.
     public let input: String
     /// Network streams and devices run in real time; files and image sequences can be read at any pace.
@@ -18,20 +18,25 @@ public final class FFmpegSource: @unchecked Sendable {
     /// The stream's average (or else real) frame rate, when the container says.
     public let frameRate: Double?
     /// Packets the decoder rejected; they are skipped so one damaged packet does not end a stream.
-    public private(set) var corruptPackets = 0
+    public var corruptPackets: Int { corrupt.load(ordering: .relaxed) }
+    /// Counted by `next()`; an atomic so that reading it never waits for a blocked read.
+    private let corrupt = Atomic<Int>(0)
 
     private let sourceID: String
     private let pool: PixelBufferPool
-    /// For network streams: a frame's capture time is its timestamp on the local clock, not when it was decoded.
-    private var streamClock: StreamClock?
     private let opened = ContinuousClock.now
     private let interrupt: Interrupt
-    /// Held by `next()`; `close()` frees the context only if it can take it at once, else the aborted
+    /// Held by `next()`; `close()` frees the context only if it can take the lock at once, else the aborted
     /// `next()` frees it on its way out.
-    private let lock = NSLock()
-    /// nil once closed.
-    private var context: Context?
-    private var sequence = 0
+    private let decoding: Mutex<Decoding>
+
+    private struct Decoding {
+        /// nil once closed.
+        var context: Context?
+        var sequence = 0
+        /// For network streams: a frame's capture time is its timestamp on the local clock, not when it was decoded.
+        var streamClock: StreamClock?
+    }
 
     /// Opens `input` and its best video stream; throws `CaptureError`.
     /// - Parameters:
@@ -45,21 +50,22 @@ public final class FFmpegSource: @unchecked Sendable {
         self.pool = pool
         let network = Self.isNetwork(input)
         isLive = network || input.hasPrefix("/dev/")
-        streamClock = network ? StreamClock() : nil
         interrupt = Interrupt(timeout: ioTimeout)
         let context = try Context(input: input, network: network, interrupt: interrupt)
         frameRate = context.frameRate
-        self.context = context
+        decoding = Mutex(Decoding(context: context, streamClock: network ? StreamClock() : nil))
     }
 
     /// The next decoded frame `accept` takes, or nil at the end of the stream or after `close()`; throws `CaptureError`.
     /// Frames it declines are decoded (later frames depend on them) but not converted.
     public func next(accepting accept: (ContinuousClock.Instant) -> Bool) throws -> Frame? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let context else { return nil }
+        try decoding.withLock { state in try decode(&state, accepting: accept) }
+    }
+
+    private func decode(_ state: inout sending Decoding, accepting accept: (ContinuousClock.Instant) -> Bool) throws -> Frame? {
+        guard let context = state.context else { return nil }
         if interrupt.aborted.load(ordering: .relaxed) {
-            self.context = nil
+            state.context = nil
             return nil
         }
         while true {
@@ -70,20 +76,20 @@ public final class FFmpegSource: @unchecked Sendable {
                 var captureInstant = ContinuousClock.now
                 let timestamp = context.frame.pointee.best_effort_timestamp
                 let pts = timestamp == sl_av_nopts_value() ? nil : Double(timestamp) * context.timeBase
-                if let pts, var clock = streamClock {
+                if let pts, var clock = state.streamClock {
                     let age = clock.age(pts: pts, arrival: (captureInstant - opened) / .seconds(1))
-                    streamClock = clock
+                    state.streamClock = clock
                     captureTime -= age
                     captureInstant -= .microseconds(Int64(age * 1_000_000))
                 }
                 guard accept(captureInstant) else {
-                    sequence += 1
+                    state.sequence += 1
                     continue
                 }
                 let pixels = try context.convert(input: input, pool: pool)
-                let frame = Frame(sourceID: sourceID, sequence: sequence, pts: pts,
+                let frame = Frame(sourceID: sourceID, sequence: state.sequence, pts: pts,
                                   captureTime: captureTime, captureInstant: captureInstant, pixels: pixels)
-                sequence += 1
+                state.sequence += 1
                 return frame
             case sl_averror_eof():
                 return nil
@@ -92,7 +98,7 @@ public final class FFmpegSource: @unchecked Sendable {
                 if context.draining { return nil }
             default:
                 // A frame that failed to decode: skip it. Once draining there is no later data to recover with.
-                corruptPackets += 1
+                corrupt.add(1, ordering: .relaxed)
                 if context.draining { return nil }
                 continue
             }
@@ -107,14 +113,14 @@ public final class FFmpegSource: @unchecked Sendable {
             }
             if status < 0 {
                 if interrupt.aborted.load(ordering: .relaxed) {
-                    self.context = nil
+                    state.context = nil
                     return nil
                 }
                 throw interrupt.error(status, doing: "reading", input: input)
             }
             if context.packet.pointee.stream_index == context.streamIndex,
                avcodec_send_packet(context.decoder, context.packet) < 0 {
-                corruptPackets += 1
+                corrupt.add(1, ordering: .relaxed)
             }
             av_packet_unref(context.packet)
         }
@@ -124,9 +130,7 @@ public final class FFmpegSource: @unchecked Sendable {
     /// From another thread it also aborts a read in progress, which then returns nil and releases the input.
     public func close() {
         interrupt.aborted.store(true, ordering: .relaxed)
-        guard lock.try() else { return }
-        context = nil
-        lock.unlock()
+        decoding.withLockIfAvailable { $0.context = nil }
     }
 
     private static func isNetwork(_ input: String) -> Bool {

@@ -1,22 +1,26 @@
 import Foundation
+import Synchronization
 import Values
 
 /// Still images, one after another, as one source: a directory's images in name order, or every file an
 /// image-sequence pattern (`img%03d.png`) matches, in number order. Each frame names the file it came from.
-public final class ImageListSource: FrameSource, @unchecked Sendable {
+public final class ImageListSource: FrameSource {
     public let input: String
     public let isLive = false
     public let frameRate: Double? = nil
     public let files: [String]
     private let sourceID: String
     private let pool = PixelBufferPool()
-    /// Held by `next()`; `close()` only sets `closed`, which `next()` checks between files.
-    private let lock = NSLock()
-    private let closedFlag = NSLock()
-    private var closed = false
-    private var current: (index: Int, source: FFmpegSource)?
-    private var nextFile = 0
-    private var sequence = 0
+    /// Held by `next()`.
+    private let reading = Mutex(Reading())
+    /// Set by `close()`; `next()` checks it between files.
+    private let closed = Atomic<Bool>(false)
+
+    private struct Reading {
+        var current: (index: Int, source: FFmpegSource)?
+        var nextFile = 0
+        var sequence = 0
+    }
 
     /// File extensions a directory's images are recognised by (case-insensitive).
     public static let imageExtensions: Set<String> = ["jpg", "jpeg", "png", "bmp", "ppm", "pgm", "pbm", "pam", "tif", "tiff",
@@ -76,15 +80,17 @@ public final class ImageListSource: FrameSource, @unchecked Sendable {
     /// The next frame `accept` takes, of the current file, then of the next file; nil after the last. Throws
     /// `CaptureError` naming the file that cannot be decoded.
     public func next(accepting accept: (ContinuousClock.Instant) -> Bool) throws -> Frame? {
-        lock.lock()
-        defer { lock.unlock() }
-        while !closedFlag.withLock({ closed }) {
-            if current == nil {
-                guard nextFile < files.count else { return nil }
-                current = (nextFile, try FFmpegSource(input: files[nextFile], sourceID: sourceID, pool: pool))
-                nextFile += 1
+        try reading.withLock { state in try read(&state, accepting: accept) }
+    }
+
+    private func read(_ state: inout Reading, accepting accept: (ContinuousClock.Instant) -> Bool) throws -> Frame? {
+        while !closed.load(ordering: .relaxed) {
+            if state.current == nil {
+                guard state.nextFile < files.count else { return nil }
+                state.current = (state.nextFile, try FFmpegSource(input: files[state.nextFile], sourceID: sourceID, pool: pool))
+                state.nextFile += 1
             }
-            guard let (index, source) = current else { continue }
+            guard let (index, source) = state.current else { continue }
             var declined = 0
             guard let decoded = try source.next(accepting: { instant in
                 if accept(instant) { return true }
@@ -92,21 +98,21 @@ public final class ImageListSource: FrameSource, @unchecked Sendable {
                 return false
             }) else {
                 source.close()
-                current = nil
-                sequence += declined
+                state.current = nil
+                state.sequence += declined
                 continue
             }
-            sequence += declined
-            var frame = Frame(sourceID: sourceID, sequence: sequence, pts: nil, captureTime: decoded.captureTime,
+            state.sequence += declined
+            var frame = Frame(sourceID: sourceID, sequence: state.sequence, pts: nil, captureTime: decoded.captureTime,
                               captureInstant: decoded.captureInstant, pixels: decoded.pixels)
             frame.file = files[index]
-            sequence += 1
+            state.sequence += 1
             return frame
         }
         return nil
     }
 
     public func close() {
-        closedFlag.withLock { closed = true }
+        closed.store(true, ordering: .relaxed)
     }
 }

@@ -1,5 +1,6 @@
 import CV4L2
 import Foundation
+import Synchronization
 import Values
 
 /// Frames from a V4L2 camera (`/dev/video*` or a stable `/dev/v4l/by-id/...` link), captured by mmap streaming.
@@ -7,7 +8,7 @@ import Values
 /// The camera's pixel format is chosen for cheap, exact conversion: YUYV when it reaches the wanted size and
 /// rate, else motion JPEG (decoded by libavcodec), else RGB24 converted by libv4lconvert from whatever it sends.
 /// Used from one capture thread; only `close()` may be called from another thread.
-public final class V4L2Source: FrameSource, @unchecked Sendable {
+public final class V4L2Source: FrameSource {
     /// The device path as given (a by-id link stays a link, so messages name what the user configured).
     public let input: String
     /// A camera runs in real time whatever the consumer does.
@@ -30,16 +31,19 @@ public final class V4L2Source: FrameSource, @unchecked Sendable {
 
     private let sourceID: String
     private let pool: PixelBufferPool
-    private let converter: V4L2FrameConverter
     /// Signalled by `close()` so a `next()` blocked in poll() returns at once.
     private let wakeup: Int32
     /// Held by `next()` and `close()`, so close waits for the woken `next()` to let go of the device.
-    private let lock = NSLock()
-    /// nil once closed.
-    private var device: V4L2Device?
-    private var sequence = 0
-    /// Monotonic capture time of the first frame, in nanoseconds: the origin of `pts`.
-    private var firstCapture: Int64?
+    private let streaming: Mutex<Streaming>
+
+    private struct Streaming {
+        /// nil once closed.
+        var device: V4L2Device?
+        let converter: V4L2FrameConverter
+        var sequence = 0
+        /// Monotonic capture time of the first frame, in nanoseconds: the origin of `pts`.
+        var firstCapture: Int64?
+    }
 
     /// Opens `device`, negotiates a format and starts streaming; throws `CaptureError`.
     /// - Parameters:
@@ -71,7 +75,7 @@ public final class V4L2Source: FrameSource, @unchecked Sendable {
         self.width = Int(accepted.width)
         self.height = Int(accepted.height)
         pixelFormat = mode.pixelFormat.description
-        converter = try V4L2FrameConverter(input: path, pixelFormat: mode.pixelFormat,
+        let converter = try V4L2FrameConverter(input: path, pixelFormat: mode.pixelFormat,
                                            width: Int(accepted.width), height: Int(accepted.height),
                                            bytesPerLine: Int(accepted.bytesperline), colorimetry: V4L2Colorimetry(accepted))
         try device.startStreaming(count: Self.bufferCount)
@@ -80,17 +84,19 @@ public final class V4L2Source: FrameSource, @unchecked Sendable {
         guard wakeup >= 0 else {
             throw CaptureError(input: path, reason: "cannot create an eventfd: \(String(cString: strerror(errno)))")
         }
-        self.device = device
+        streaming = Mutex(Streaming(device: device, converter: converter))
     }
 
     deinit { Glibc.close(wakeup) }
 
     /// The next frame `accept` takes, or nil after `close()`. Throws `CaptureError` when the camera stalls or disconnects.
     public func next(accepting accept: (ContinuousClock.Instant) -> Bool) throws -> Frame? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let device else { return nil }
-        let timeout = sequence == 0 ? Self.startTimeout : Self.stallTimeout
+        try streaming.withLock { state in try capture(&state, accepting: accept) }
+    }
+
+    private func capture(_ state: inout sending Streaming, accepting accept: (ContinuousClock.Instant) -> Bool) throws -> Frame? {
+        guard let device = state.device else { return nil }
+        let timeout = state.sequence == 0 ? Self.startTimeout : Self.stallTimeout
         var deadline = ContinuousClock.now + timeout
 
         while true {
@@ -129,14 +135,14 @@ public final class V4L2Source: FrameSource, @unchecked Sendable {
             // A frame nobody wants (fps_limit) is handed back before the costly conversion.
             guard accept(captureInstant) else {
                 try device.requeue(buffer)
-                sequence += 1
+                state.sequence += 1
                 deadline = ContinuousClock.now + Self.stallTimeout
                 continue
             }
             let converted: PixelBuffer?
             do {
                 // A buffer the driver flags as damaged is dropped, like one too short to hold a frame.
-                converted = buffer.flags & UInt32(V4L2_BUF_FLAG_ERROR) != 0 ? nil : try converter.convert(buffer.bytes, pool: pool)
+                converted = buffer.flags & UInt32(V4L2_BUF_FLAG_ERROR) != 0 ? nil : try state.converter.convert(buffer.bytes, pool: pool)
             } catch {
                 try device.requeue(buffer)
                 throw error
@@ -144,12 +150,12 @@ public final class V4L2Source: FrameSource, @unchecked Sendable {
             try device.requeue(buffer)
             guard let pixels = converted else { continue }
 
-            let first = firstCapture ?? capture
-            firstCapture = first
-            let frame = Frame(sourceID: sourceID, sequence: sequence, pts: Double(capture - first) / 1e9,
+            let first = state.firstCapture ?? capture
+            state.firstCapture = first
+            let frame = Frame(sourceID: sourceID, sequence: state.sequence, pts: Double(capture - first) / 1e9,
                               captureTime: wallClock - Double(age) / 1e9,
                               captureInstant: captureInstant, pixels: pixels)
-            sequence += 1
+            state.sequence += 1
             return frame
         }
     }
@@ -159,9 +165,7 @@ public final class V4L2Source: FrameSource, @unchecked Sendable {
     public func close() {
         var one: UInt64 = 1
         _ = write(wakeup, &one, MemoryLayout<UInt64>.size)
-        lock.lock()
-        device = nil
-        lock.unlock()
+        streaming.withLock { $0.device = nil }
     }
 
     private static func milliseconds(_ duration: Duration) -> Int32 {

@@ -3,6 +3,7 @@ import CDNNL
 /// A model compiled for oneDNN once per process, in one precision: primitive descriptors, weights converted and
 /// reordered into the layouts the chosen kernels want, the strip plans and the activation memory plan.
 /// Read-only after init, so any number of `InferenceEngine`s (one per worker thread) share it.
+// @unchecked: oneDNN handles and weight memory, never written after init, so sharing needs no lock.
 final class CompiledNetwork: @unchecked Sendable {
     /// One oneDNN convolution primitive: a whole layer, or one band of rows of a layer.
     struct Kernel {

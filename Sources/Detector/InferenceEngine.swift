@@ -2,6 +2,7 @@ import CDNNL
 
 /// One worker's instance of a compiled network: its own primitives, stream, activation buffers and strip
 /// scratch, sharing the read-only weights. Use each instance from one thread at a time.
+// @unchecked: oneDNN handles and raw buffers, guarded by ownership: it moves to one worker thread, which alone uses it.
 public final class InferenceEngine: @unchecked Sendable {
     /// One primitive run with its memory bound, plus the residual rows to copy into its output first.
     private struct Execution {

@@ -139,6 +139,7 @@ public final class Model: Sendable {
 
 /// Detects objects in frames: preprocessing, the network and SSD post-processing, with all buffers
 /// allocated once. One per worker thread; not for concurrent use.
+// @unchecked: its engine's oneDNN handles and buffers, guarded by ownership: it moves to one worker thread, which alone uses it.
 public final class Detector: @unchecked Sendable {
     public let model: Model
     private let engine: InferenceEngine

@@ -1,9 +1,12 @@
 import Foundation
+import Synchronization
 
 /// Pixels of one decoded frame: packed RGB24 rows at the frame's original size.
 ///
 /// Buffers come from a `PixelBufferPool` and go back to it with `recycle()`, so a running
 /// source allocates no pixel memory per frame.
+// @unchecked: raw pixel memory, guarded by ownership: one holder at a time (the source filling it, then the ring,
+// then the worker), handed on and finally back to the pool, which refuses a buffer it already holds.
 public final class PixelBuffer: @unchecked Sendable {
     public let width: Int
     public let height: Int
@@ -29,32 +32,37 @@ public final class PixelBuffer: @unchecked Sendable {
 
     deinit { bytes.deallocate() }
 
-    /// Hands the buffer back to its pool; the caller must not touch it afterwards.
-    public func recycle() { pool?.giveBack(self) }
+    /// Hands the buffer back to its pool; the caller must not touch it afterwards. Returns false, and changes
+    /// nothing, if the pool holds it already: it was given back twice (two frames would otherwise share it).
+    @discardableResult
+    public func recycle() -> Bool { pool?.giveBack(self) ?? true }
 }
 
 /// A small free list of same-sized pixel buffers, shared by one source and the workers that release its frames.
-public final class PixelBufferPool: @unchecked Sendable {
-    private let lock = NSLock()
-    private var free: [PixelBuffer] = []
+public final class PixelBufferPool: Sendable {
+    private let free = Mutex<[PixelBuffer]>([])
     private let keep: Int
 
     /// `keep` bounds how many idle buffers are retained; more may be alive while frames are in flight.
     public init(keep: Int = 16) { self.keep = keep }
 
     public func take(width: Int, height: Int) -> PixelBuffer {
-        lock.lock()
-        defer { lock.unlock() }
-        while let buffer = free.popLast() {
-            if buffer.width == width && buffer.height == height { return buffer }
+        let idle = free.withLock { free -> PixelBuffer? in
+            while let buffer = free.popLast() {
+                if buffer.width == width && buffer.height == height { return buffer }
+            }
+            return nil
         }
-        return PixelBuffer(width: width, height: height, pool: self)
+        return idle ?? PixelBuffer(width: width, height: height, pool: self)
     }
 
-    fileprivate func giveBack(_ buffer: PixelBuffer) {
-        lock.lock()
-        defer { lock.unlock() }
-        if free.count < keep { free.append(buffer) }
+    fileprivate func giveBack(_ buffer: PixelBuffer) -> Bool {
+        free.withLock { free in
+            // At most `keep` (16) identity checks, under the lock recycling takes anyway.
+            guard !free.contains(where: { $0 === buffer }) else { return false }
+            if free.count < keep { free.append(buffer) }
+            return true
+        }
     }
 }
 
