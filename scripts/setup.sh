@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${SIGHTLINE_CACHE:-$PWD/.cache}"
 
+# libmosquitto-dev (and its runtime libmosquitto1) for the MQTT publisher; mosquitto, mosquitto-clients and
+# openssl for the tests against a real broker (they start their own on a free loopback port).
 APT_PACKAGES=(pkg-config libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
-              libv4l-dev libdnnl-dev opencv-doc ffmpeg python3 python3-pip python3-venv socat systemd)
+              libv4l-dev libdnnl-dev libmosquitto-dev libmosquitto1 opencv-doc ffmpeg python3 python3-pip python3-venv
+              socat systemd mosquitto mosquitto-clients openssl curl chromium)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

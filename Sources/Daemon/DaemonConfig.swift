@@ -1,5 +1,7 @@
 import Detector
 import Foundation
+import HTTP
+import MQTT
 import Tracking
 import Yams
 
@@ -21,6 +23,8 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Detector worker threads as configured; 0 means one per core (see `workerCount`).
     public var workers: Int
     public var socket: Socket
+    /// The HTTP server (docs/HTTP.md); nil, the default, runs none.
+    public var http: HTTPOptions?
     /// Interval of the daemon's heartbeat; nil when `heartbeat_seconds: 0` turns it off.
     public var heartbeat: Duration?
     /// The longest wait between attempts to reopen a failed source (the backoff's cap).
@@ -29,6 +33,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var tracking = TrackingSettings()
     /// At least one; names are unique.
     public var sources: [SourceOptions]
+    /// The broker to publish to (docs/MQTT.md); nil: no MQTT.
+    public var mqtt: MQTTSettings?
     /// The line each key was written on, by key path (`socket.group`, `sources[1].thresholds.person`), so that
     /// problems found after parsing (a model that does not load, an unknown label) can name their line too.
     public var lines = KeyLines()
@@ -165,6 +171,12 @@ public enum ConfigLimits {
     public static let framesPerSecond = 0.001...1_000.0
     /// `width`, `height`, `--size`.
     public static let captureSide = 1...16_384
+    /// `http.preview_fps`.
+    public static let previewFPS = 0.1...30.0
+    /// `http.max_stream_clients`.
+    public static let streamClients = 1...1_000
+    /// `http.stale_seconds`.
+    public static let staleSeconds = 0.5...3_600.0
 }
 
 /// Where each key of a config file was written. Not part of a config's value: two configs that say the same

@@ -1,3 +1,4 @@
+import HTTP
 import Sink
 import Tracking
 
@@ -8,28 +9,47 @@ import Tracking
 /// must return quickly, and must not call back into the service.
 ///
 /// Tracking hooks in here: a frame's events go out right before its detections, and a source's open tracks end
-/// right before its `source_down`.
+/// right before its `source_down`. Everything that goes to the socket also goes to MQTT (when configured).
 final class Outlet: Sendable {
     private let server: SocketServer
     private let tracking: TrackingStage
+    private let mqtt: MQTTOutput
+    private let http: HTTPServer?
 
-    init(server: SocketServer, tracking: TrackingStage) {
+    init(server: SocketServer, tracking: TrackingStage, mqtt: MQTTOutput, http: HTTPServer? = nil) {
         self.server = server
         self.tracking = tracking
+        self.mqtt = mqtt
+        self.http = http
     }
 
     func publish(_ record: OutgoingRecord) {
         switch record {
         case .detections(let detections):
             let (tracked, events) = tracking.process(detections)
-            for event in events { server.broadcast(event.jsonLine()) }
+            for event in events { send(event) }
             server.broadcast(tracked.jsonLine())
+            mqtt.forward(tracked)
+            http?.record(tracked, events: events)
         case .sourceDown(let source, let tracksEnd, let line):
-            for event in tracking.end(source: source, reason: tracksEnd) { server.broadcast(event.jsonLine()) }
-            server.broadcast(line)
+            let events = tracking.end(source: source, reason: tracksEnd)
+            for event in events { send(event) }
+            send(line)
+            http?.record(events: events)
         case .written(let line):
-            server.broadcast(line)
+            send(line)
         }
+    }
+
+    private func send(_ event: TrackEvent) {
+        let line = event.jsonLine()
+        server.broadcast(line)
+        mqtt.forward(event, line: line)
+    }
+
+    private func send(_ line: String) {
+        server.broadcast(line)
+        mqtt.forward(line: line)
     }
 
     /// New tracking settings (a reload); see `TrackingStage.configure`.
@@ -39,7 +59,9 @@ final class Outlet: Sendable {
 
     /// The daemon is stopping and its last records are out: every open track ends.
     func shutdown() {
-        for event in tracking.endAll(reason: .shutdown) { server.broadcast(event.jsonLine()) }
+        let events = tracking.endAll(reason: .shutdown)
+        for event in events { send(event) }
+        http?.record(events: events)
     }
 }
 

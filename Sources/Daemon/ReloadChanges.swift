@@ -10,6 +10,7 @@ extension DaemonConfig {
         if new.tracking != tracking { changes.changed.append("tracking") }
         if new.heartbeat != heartbeat { changes.changed.append("heartbeat_seconds") }
         if new.reconnectMax != reconnectMax { changes.changed.append("reconnect_max_seconds") }
+        if new.mqtt != mqtt { changes.changed.append("mqtt") }
         if new.model != model { changes.needsRestart.append("model") }
         if new.labels != labels { changes.needsRestart.append("labels") }
         if new.precision != precision { changes.needsRestart.append("precision") }
@@ -19,6 +20,7 @@ extension DaemonConfig {
         if new.socket.group != socket.group { changes.needsRestart.append("socket.group") }
         if new.socket.queueLimit != socket.queueLimit { changes.needsRestart.append("socket.queue_limit") }
         if new.socket.maxSubscribers != socket.maxSubscribers { changes.needsRestart.append("socket.max_subscribers") }
+        if new.http != http { changes.needsRestart.append("http") }
 
         let old = Dictionary(sources.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let names = Set(new.sources.map(\.name))

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/../.."
 CACHE="${1:-$PWD/.cache/vm}"
 SUITE=bookworm
 PACKAGES=(systemd systemd-sysv dbus udev kmod procps util-linux linux-image-amd64 v4l-utils python3
-          libavformat59 libavcodec59 libswscale6 libavutil57 libv4l-0 libdnnl2 libgomp1 libstdc++6)
+          libavformat59 libavcodec59 libswscale6 libavutil57 libv4l-0 libdnnl2 libgomp1 libstdc++6
+          libmosquitto1)
 
 # The first Debian main archive this machine's apt uses (one-line or deb822 sources).
 mirror() {
