@@ -9,7 +9,7 @@ public struct TrackingParameters: Sendable, Equatable {
     /// The least overlap (intersection over union) between a track's predicted box and a detection that continues it.
     public var iouThreshold: Float
 
-    public static let defaults = TrackingParameters(minHits: 3, windowSeconds: 1, maxAgeSeconds: 2, iouThreshold: 0.3)
+    public static let defaults = TrackingParameters(minHits: 3, windowSeconds: 1, maxAgeSeconds: 2, iouThreshold: 0.2)
 
     /// The ranges the config file and `detect --track-*` accept.
     public static let minHitsRange = 1...1_000

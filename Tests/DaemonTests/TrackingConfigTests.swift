@@ -11,7 +11,7 @@ final class TrackingConfigTests: XCTestCase {
               - { name: counter, input: /dev/video1, tracking: { max_age_seconds: 10, iou_threshold: 0.2 } }
               - { name: quiet, input: /dev/video2, tracking: { enabled: false } }
             """, origin: "t.yaml")
-        let top = TrackingParameters(minHits: 4, windowSeconds: 1, maxAgeSeconds: 3, iouThreshold: 0.3)
+        let top = TrackingParameters(minHits: 4, windowSeconds: 1, maxAgeSeconds: 3, iouThreshold: 0.2)
         XCTAssertEqual(config.tracking, TrackingSettings(enabled: true, parameters: top))
         XCTAssertEqual(config.trackingBySource["plain"], .some(top))
         XCTAssertEqual(config.trackingBySource["counter"],
