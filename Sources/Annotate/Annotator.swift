@@ -1,5 +1,4 @@
-import Capture
-import Detector
+import Values
 
 /// An 8-bit RGB colour.
 public struct RGB: Sendable, Equatable {

@@ -1,6 +1,6 @@
-import Capture
 import Foundation
 import Synchronization
+import Values
 
 /// Copies of decoded frames, held from detection until their record leaves the ordered sink, where the record's
 /// final detections (with track ids) are drawn on the copy. The copy is taken on the worker thread before the

@@ -1,5 +1,5 @@
 import CFFmpeg
-import Capture
+import Values
 
 /// Why a frame could not be encoded.
 public struct JPEGError: Error, CustomStringConvertible {

@@ -1,6 +1,7 @@
 import CFFmpeg
 import Foundation
 import Synchronization
+import Values
 
 /// Frames from anything libavformat opens: files, images, image sequences, network streams, devices.
 ///

@@ -1,3 +1,5 @@
+import Values
+
 /// Anything that yields decoded frames: a file or stream through FFmpeg, or a V4L2 camera.
 /// Used from one capture thread; `close()` may come from another to unblock it.
 public protocol FrameSource: AnyObject, Sendable {

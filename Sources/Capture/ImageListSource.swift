@@ -1,4 +1,5 @@
 import Foundation
+import Values
 
 /// Still images, one after another, as one source: a directory's images in name order, or every file an
 /// image-sequence pattern (`img%03d.png`) matches, in number order. Each frame names the file it came from.

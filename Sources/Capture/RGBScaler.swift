@@ -1,4 +1,5 @@
 import CFFmpeg
+import Values
 
 /// A swscale context to packed RGB24 at the same size, rebuilt only when the source changes.
 final class RGBScaler {

@@ -1,5 +1,6 @@
 import CFFmpeg
 import Foundation
+import Values
 
 /// How a camera's YCbCr values map to RGB, from the colorimetry fields of the format the driver accepted.
 struct V4L2Colorimetry: Hashable, Sendable {

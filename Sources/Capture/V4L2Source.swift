@@ -1,5 +1,6 @@
 import CV4L2
 import Foundation
+import Values
 
 /// Frames from a V4L2 camera (`/dev/video*` or a stable `/dev/v4l/by-id/...` link), captured by mmap streaming.
 ///

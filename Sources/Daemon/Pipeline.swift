@@ -4,6 +4,7 @@ import Foundation
 import FrameRing
 import Sink
 import Tracking
+import Values
 
 /// How one source feeds the pipeline.
 public struct SourceOptions: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import Capture
+import Values
 
 /// Runs the f32 network over sample frames and gathers, per convolution output, a histogram of |activation|
 /// (32 log-spaced buckets per octave, straight from the float's exponent and top mantissa bits), from which

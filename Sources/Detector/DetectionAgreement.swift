@@ -1,4 +1,5 @@
 import Foundation
+import Values
 
 /// How well one detector's output reproduces a reference's (f32 TensorFlow, or Sightline's own f32) on the same
 /// frames. A reference detection scoring >= `minScore` is kept when an unclaimed detection of the same class overlaps

@@ -1,5 +1,5 @@
 import Foundation
-import Capture
+import Values
 
 /// A loaded detection model: the compiled network, its anchors and settings. Load once per process;
 /// each worker thread then makes its own `Detector`, all sharing the read-only weights.

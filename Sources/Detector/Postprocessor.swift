@@ -1,4 +1,5 @@
 import Foundation
+import Values
 
 /// SSD post-processing as the TF Object Detection API graph does it: decode boxes against the anchors
 /// (Faster R-CNN box coder), sigmoid scores without the background column, per-class greedy non-max

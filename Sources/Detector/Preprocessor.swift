@@ -1,4 +1,4 @@
-import Capture
+import Values
 
 /// The graph's own Preprocessor, reproduced: bilinear resize of the RGB frame to the network input size
 /// with TensorFlow's legacy semantics (align_corners = false, half_pixel_centers = false, in float32),

@@ -1,5 +1,5 @@
-import Capture
 import Foundation
+import Values
 
 /// What a full lane does with a new frame.
 public enum DropPolicy: String, Sendable, CaseIterable {

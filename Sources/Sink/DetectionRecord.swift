@@ -1,5 +1,5 @@
-import Detector
 import Foundation
+import Values
 
 /// One frame's detections, as every consumer sees them (docs/SCHEMA.md, schema version 1).
 public struct DetectionRecord: Sendable {

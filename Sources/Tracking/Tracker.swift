@@ -1,5 +1,5 @@
-import Detector
 import Foundation
+import Values
 
 /// One source's multi-object tracker, fed that source's frames in order.
 ///

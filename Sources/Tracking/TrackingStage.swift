@@ -1,7 +1,7 @@
-import Detector
 import Foundation
 import Sink
 import Synchronization
+import Values
 
 /// The tracker of every source of an ordered record stream (after `OrderedSink`): it puts track ids on the
 /// records' detections and says what changed, source by source. Each source's records must come in frame order.

@@ -1,9 +1,8 @@
 import Annotate
-import Capture
-import Detector
 import Foundation
 import Sink
 import Synchronization
+import Values
 
 /// `detect --annotate DIR`: frames with detections, drawn with their boxes, labels and scores, as
 /// `DIR/<input>-<frame>.jpg`. The frame is copied on its worker thread; drawing and encoding wait for its

@@ -2,6 +2,7 @@ import ArgumentParser
 import Capture
 import Detector
 import Foundation
+import Values
 
 struct Calibrate: ParsableCommand {
     static let configuration = CommandConfiguration(

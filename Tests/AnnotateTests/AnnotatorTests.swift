@@ -1,7 +1,7 @@
 import Annotate
 import Capture
-import Detector
 import Foundation
+import Values
 import XCTest
 
 struct DecodeFailure: Error, CustomStringConvertible {

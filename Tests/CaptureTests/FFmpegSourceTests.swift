@@ -1,5 +1,6 @@
 import Capture
 import Foundation
+import Values
 import XCTest
 
 final class FFmpegSourceTests: XCTestCase {

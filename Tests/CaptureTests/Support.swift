@@ -1,5 +1,6 @@
 import Capture
 import Foundation
+import Values
 import XCTest
 
 /// Sample media fetched by scripts/setup.sh into the repo's git-ignored .cache folder.

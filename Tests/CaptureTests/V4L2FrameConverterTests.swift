@@ -1,5 +1,6 @@
 @testable import Capture
 import Foundation
+import Values
 import XCTest
 
 /// The camera conversion paths, fed frames the ffmpeg CLI produced, against the CLI's own RGB24 conversion.

@@ -1,6 +1,7 @@
 import Capture
 import Foundation
 import TestSupport
+import Values
 import XCTest
 @testable import Detector
 

@@ -1,6 +1,6 @@
-import Capture
 import Foundation
 import FrameRing
+import Values
 import XCTest
 
 final class FrameRingTests: XCTestCase {

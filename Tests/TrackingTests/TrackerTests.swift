@@ -1,6 +1,6 @@
-import Detector
 import Foundation
 import Tracking
+import Values
 import XCTest
 
 /// Synthetic detection sequences with known truth; each test asserts track ids and events exactly.
