@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import Foundation
 import PackageDescription
 
@@ -12,6 +12,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // Only what the server needs: no swift-configuration support.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C libraries enter through these targets and nowhere else.
@@ -29,8 +33,16 @@ let package = Package(
         .target(name: "Tracking", dependencies: ["Sink", "Values"]),
         .target(name: "Annotate", dependencies: ["CFFmpeg", "Values"]),
         .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "HTTP", dependencies: [
+            "Annotate", "Capture", "Detector", "Sink", "Tracking", "Values",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Daemon", dependencies: [
-            "Capture", "FrameRing", "Detector", "Sink", "Tracking", "MQTT", "Values",
+            "Capture", "FrameRing", "Detector", "Sink", "Tracking", "MQTT", "HTTP", "Values",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -43,12 +55,13 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "Values", "TestSupport"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "Values", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Values"]),
+        .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Sink", "Values"]),
         .testTarget(name: "AnnotateTests", dependencies: ["Annotate", "Capture", "Values"]),
         .testTarget(name: "SinkTests", dependencies: ["Sink"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Values"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "HTTP", "TestSupport"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Capture", "Detector", "Sink", "Values", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]
 )

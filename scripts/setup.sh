@@ -10,7 +10,7 @@ CACHE="${SIGHTLINE_CACHE:-$PWD/.cache}"
 # openssl for the tests against a real broker (they start their own on a free loopback port).
 APT_PACKAGES=(pkg-config libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
               libv4l-dev libdnnl-dev libmosquitto-dev libmosquitto1 opencv-doc ffmpeg python3 python3-pip python3-venv
-              socat systemd mosquitto mosquitto-clients openssl)
+              socat systemd mosquitto mosquitto-clients openssl curl chromium)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,14 +1,16 @@
 import Detector
 import FrameRing
 import MQTT
+import HTTP
 import Tracking
 import Yams
 
 /// The schema of the config file (docs/CONFIG.md): which keys each section has and what each must hold.
 extension ConfigReader {
     static let topKeys = ["model", "labels", "precision", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds",
-                          "reconnect_max_seconds", "tracking", "sources", "mqtt"]
+                          "reconnect_max_seconds", "tracking", "sources", "mqtt", "http"]
     static let socketKeys = ["path", "mode", "group", "queue_limit", "max_subscribers"]
+    static let httpKeys = ["listen", "preview_fps", "max_stream_clients", "stale_seconds"]
     static let sourceKeys = ["name", "input", "policy", "fps_limit", "realtime", "realtime_fps", "ring_capacity", "io_timeout",
                              "width", "height", "capture_fps", "threshold", "thresholds", "tracking"]
     static let trackingKeys = ["enabled", "min_hits", "window_seconds", "max_age_seconds", "iou_threshold"]
@@ -37,6 +39,7 @@ extension ConfigReader {
             config.workers = value
         }
         if let node = fields["socket"] { config.socket = socket(node, "socket") }
+        if let node = fields["http"] { config.http = http(node, "http") }
         if let node = fields["heartbeat_seconds"], let value = number(node, "heartbeat_seconds") {
             let range = ConfigLimits.heartbeatSeconds
             if value == 0 {
@@ -101,6 +104,31 @@ extension ConfigReader {
             socket.maxSubscribers = value
         }
         return socket
+    }
+
+    /// nil (no HTTP server) for `http: null`; any mapping, even empty, turns it on.
+    mutating func http(_ node: Node, _ path: String) -> HTTPOptions? {
+        guard !node.isNull else { return nil }
+        var http = HTTPOptions()
+        guard let fields = mapping(node, path, keys: Self.httpKeys) else { return http }
+        if let node = fields["listen"], let value = string(node, "\(path).listen") {
+            if let listen = HTTPOptions.Listen(value) {
+                http.listen = listen
+            } else {
+                problem(node, "\(path).listen", "must be HOST:PORT (e.g. \"127.0.0.1:8970\", \"[::1]:8970\") or a Unix socket "
+                                              + "(\"unix:/run/sightline/http.sock\"), got \"\(value)\"")
+            }
+        }
+        if let node = fields["preview_fps"], let value = number(node, "\(path).preview_fps", in: ConfigLimits.previewFPS) {
+            http.previewFPS = value
+        }
+        if let node = fields["max_stream_clients"], let value = integer(node, "\(path).max_stream_clients", in: ConfigLimits.streamClients) {
+            http.maxStreamClients = value
+        }
+        if let node = fields["stale_seconds"], let value = number(node, "\(path).stale_seconds", in: ConfigLimits.staleSeconds, unit: " seconds") {
+            http.staleSeconds = value
+        }
+        return http
     }
 
     mutating func sources(_ node: Node, _ path: String) -> [SourceOptions] {

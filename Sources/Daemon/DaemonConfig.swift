@@ -1,5 +1,6 @@
 import Detector
 import Foundation
+import HTTP
 import MQTT
 import Tracking
 import Yams
@@ -22,6 +23,8 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Detector worker threads as configured; 0 means one per core (see `workerCount`).
     public var workers: Int
     public var socket: Socket
+    /// The HTTP server (docs/HTTP.md); nil, the default, runs none.
+    public var http: HTTPOptions?
     /// Interval of the daemon's heartbeat; nil when `heartbeat_seconds: 0` turns it off.
     public var heartbeat: Duration?
     /// The longest wait between attempts to reopen a failed source (the backoff's cap).
@@ -168,6 +171,12 @@ public enum ConfigLimits {
     public static let framesPerSecond = 0.001...1_000.0
     /// `width`, `height`, `--size`.
     public static let captureSide = 1...16_384
+    /// `http.preview_fps`.
+    public static let previewFPS = 0.1...30.0
+    /// `http.max_stream_clients`.
+    public static let streamClients = 1...1_000
+    /// `http.stale_seconds`.
+    public static let staleSeconds = 0.5...3_600.0
 }
 
 /// Where each key of a config file was written. Not part of a config's value: two configs that say the same

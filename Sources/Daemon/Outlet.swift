@@ -1,3 +1,4 @@
+import HTTP
 import Sink
 import Tracking
 
@@ -13,11 +14,13 @@ final class Outlet: Sendable {
     private let server: SocketServer
     private let tracking: TrackingStage
     private let mqtt: MQTTOutput
+    private let http: HTTPServer?
 
-    init(server: SocketServer, tracking: TrackingStage, mqtt: MQTTOutput) {
+    init(server: SocketServer, tracking: TrackingStage, mqtt: MQTTOutput, http: HTTPServer? = nil) {
         self.server = server
         self.tracking = tracking
         self.mqtt = mqtt
+        self.http = http
     }
 
     func publish(_ record: OutgoingRecord) {
@@ -27,9 +30,12 @@ final class Outlet: Sendable {
             for event in events { send(event) }
             server.broadcast(tracked.jsonLine())
             mqtt.forward(tracked)
+            http?.record(tracked, events: events)
         case .sourceDown(let source, let tracksEnd, let line):
-            for event in tracking.end(source: source, reason: tracksEnd) { send(event) }
+            let events = tracking.end(source: source, reason: tracksEnd)
+            for event in events { send(event) }
             send(line)
+            http?.record(events: events)
         case .written(let line):
             send(line)
         }
@@ -53,7 +59,9 @@ final class Outlet: Sendable {
 
     /// The daemon is stopping and its last records are out: every open track ends.
     func shutdown() {
-        for event in tracking.endAll(reason: .shutdown) { send(event) }
+        let events = tracking.endAll(reason: .shutdown)
+        for event in events { send(event) }
+        http?.record(events: events)
     }
 }
 

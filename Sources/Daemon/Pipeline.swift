@@ -3,6 +3,7 @@ import Detector
 import Foundation
 import FrameRing
 import Sink
+import Synchronization
 import Tracking
 import Values
 
@@ -54,29 +55,38 @@ public struct SourceOptions: Sendable, Equatable {
 
 /// source -> frame ring -> detector workers -> ordered sink. One capture thread per source and one
 /// worker thread per detector engine (one per core by default); workers take frames from all sources fairly.
-public final class Pipeline: @unchecked Sendable {
+public final class Pipeline: Sendable {
     public typealias SourceOpener = @Sendable (SourceOptions) throws -> any FrameSource
 
-    private let ring: FrameRing
-    private let sink: OrderedSink
-    private let lock = NSLock()
-    private var thresholds: Thresholds
-    /// Sources with their own thresholds, by name; the rest use `thresholds`.
-    private var sourceThresholds: [String: SourceThresholds] = [:]
-    /// `thresholds` with each source's overrides applied, computed when either changes rather than per frame.
-    private var resolvedThresholds: [String: Thresholds] = [:]
-    private var workers: [Thread] = []
+    /// A lane ends with the event its source's end announces, or nil (a lane `add` declined) for none.
+    private let ring: FrameRing<SourceEvent?>
+    private let sink: OrderedSink<SourceEvent?>
+    private let state: Mutex<State>
+    private let workerCount: Int
     private let workersDone = DispatchGroup()
-    private var captures: [Int: CaptureHandle] = [:]
-    private var failures: [CaptureError] = []
-    /// How each ended source ended, announced once its last record is out.
-    private let laneEndings: LaneEndings
-    private let onSourceEvent: @Sendable (SourceEvent) -> Void
     private let frameTap: FrameTap?
 
     /// Sees each detected frame on its worker thread before the frame's pixels go back to the pool:
     /// it may copy them (for a preview), never keep them, and must return quickly.
     public typealias FrameTap = @Sendable (_ frame: Frame, _ detections: [Detection]) -> Void
+
+    private struct State {
+        var thresholds: Thresholds
+        /// Sources with their own thresholds, by name; the rest use `thresholds`.
+        var sourceThresholds: [String: SourceThresholds] = [:]
+        /// `thresholds` with each source's overrides applied, computed when either changes rather than per frame.
+        var resolvedThresholds: [String: Thresholds] = [:]
+        /// Running sources by lane. Whoever takes a handle out of here (its capture thread at the source's end,
+        /// `remove`, `stop`) is the one that ends its lane.
+        var captures: [Int: CaptureHandle] = [:]
+        var failures: [CaptureError] = []
+
+        mutating func thresholdsChanged(global: Thresholds, sources: [String: SourceThresholds]) {
+            thresholds = global
+            sourceThresholds = sources.filter { $0.value != SourceThresholds() }
+            resolvedThresholds = sourceThresholds.mapValues { global.overridden(by: $0) }
+        }
+    }
 
     /// A source ending, by error, at its end of stream or by `remove(lane:)` (not when the pipeline stops),
     /// sent after its last record.
@@ -86,7 +96,7 @@ public final class Pipeline: @unchecked Sendable {
         case removed(name: String, lane: Int)
     }
 
-    private final class CaptureHandle: @unchecked Sendable {
+    private final class CaptureHandle: Sendable {
         let options: SourceOptions
         let source: any FrameSource
         let lane: Int
@@ -94,17 +104,13 @@ public final class Pipeline: @unchecked Sendable {
         let done = DispatchGroup()
         /// Signalled to cut a pacing wait short when the source is removed or the pipeline stops.
         let wake = DispatchSemaphore(value: 0)
-        private let lock = NSLock()
-        private var stopping = false
         init(options: SourceOptions, source: any FrameSource, lane: Int, live: Bool) {
             self.options = options
             self.source = source
             self.lane = lane
             self.live = live
         }
-        var isStopping: Bool { lock.withLock { stopping } }
         func stop() {
-            lock.withLock { stopping = true }
             source.close()
             wake.signal()
         }
@@ -116,15 +122,13 @@ public final class Pipeline: @unchecked Sendable {
                 frameTap: FrameTap? = nil,
                 emit: @escaping @Sendable (DetectionRecord) -> Void) throws {
         ring = FrameRing()
-        let endings = LaneEndings()
-        sink = OrderedSink(emit: emit, laneFinished: { lane in
-            if let event = endings.take(lane) { onSourceEvent(event) }
+        sink = OrderedSink(emit: emit, laneFinished: { _, event in
+            if let event { onSourceEvent(event) }
         })
-        self.laneEndings = endings
-        self.thresholds = thresholds
-        self.onSourceEvent = onSourceEvent
+        state = Mutex(State(thresholds: thresholds))
         self.frameTap = frameTap
         let detectors = try (0..<threads).map { _ in try model.makeDetector() }
+        workerCount = detectors.count
         for (index, detector) in detectors.enumerated() {
             let thread = Thread { [ring, sink] in
                 self.work(detector: detector, ring: ring, sink: sink)
@@ -132,9 +136,6 @@ public final class Pipeline: @unchecked Sendable {
             }
             thread.name = "sightline-worker-\(index)"
             thread.stackSize = 4 << 20
-            workers.append(thread)
-        }
-        for thread in workers {
             workersDone.enter()
             thread.start()
         }
@@ -142,25 +143,18 @@ public final class Pipeline: @unchecked Sendable {
 
     /// The top-level thresholds; sources added with their own `thresholds` keep their overrides on top.
     public var currentThresholds: Thresholds {
-        get { lock.withLock { thresholds } }
-        set { lock.withLock { thresholdsChanged(global: newValue, sources: sourceThresholds) } }
+        get { state.withLock { $0.thresholds } }
+        set { state.withLock { $0.thresholdsChanged(global: newValue, sources: $0.sourceThresholds) } }
     }
 
     /// Replaces the top-level thresholds and every source's overrides (by source name) at once.
     public func setThresholds(_ global: Thresholds, sources: [String: SourceThresholds]) {
-        lock.withLock { thresholdsChanged(global: global, sources: sources) }
-    }
-
-    /// Must hold `lock`.
-    private func thresholdsChanged(global: Thresholds, sources: [String: SourceThresholds]) {
-        thresholds = global
-        sourceThresholds = sources.filter { $0.value != SourceThresholds() }
-        resolvedThresholds = sourceThresholds.mapValues { global.overridden(by: $0) }
+        state.withLock { $0.thresholdsChanged(global: global, sources: sources) }
     }
 
     /// What records of `source` are filtered with.
     func thresholds(for source: String) -> Thresholds {
-        lock.withLock { resolvedThresholds[source] ?? thresholds }
+        state.withLock { $0.resolvedThresholds[source] ?? $0.thresholds }
     }
 
     /// Opens the source, then asks `admit` (with the lane and whether the source is live) before its capture
@@ -170,23 +164,27 @@ public final class Pipeline: @unchecked Sendable {
     public func add(_ options: SourceOptions, opener: SourceOpener = Pipeline.openDefault,
                     admit: (_ lane: Int, _ live: Bool) -> Bool = { _, _ in true }) throws -> Int? {
         let source = try opener(options)
-        lock.withLock {
-            var sources = sourceThresholds
+        state.withLock {
+            var sources = $0.sourceThresholds
             sources[options.name] = options.thresholds
-            thresholdsChanged(global: thresholds, sources: sources)
+            $0.thresholdsChanged(global: $0.thresholds, sources: sources)
         }
         let live = source.isLive || options.realtime
         let policy = options.policy ?? (live ? .latest : .lossless)
-        let capacity = options.ringCapacity ?? (policy == .latest ? 1 : 2 * max(workers.count, 1) + 2)
+        let capacity = options.ringCapacity ?? (policy == .latest ? 1 : 2 * max(workerCount, 1) + 2)
         let lane = ring.addSource(capacity: capacity, policy: policy)
+        // Registered before `admit`, so that a `remove(lane:)` as soon as the caller knows the lane finds it.
+        let handle = CaptureHandle(options: options, source: source, lane: lane, live: live)
+        state.withLock { $0.captures[lane] = handle }
+        handle.done.enter()
         guard admit(lane, live) else {
-            ring.discard(lane: lane)
+            if state.withLock({ $0.captures.removeValue(forKey: lane) }) != nil {
+                ring.close(lane: lane, ending: nil, discardingQueued: true)
+            }
             source.close()
+            handle.done.leave()
             return nil
         }
-        let handle = CaptureHandle(options: options, source: source, lane: lane, live: live)
-        lock.withLock { captures[lane] = handle }
-        handle.done.enter()
         let thread = Thread { [ring] in
             self.capture(handle, ring: ring)
             handle.done.leave()
@@ -196,22 +194,21 @@ public final class Pipeline: @unchecked Sendable {
         return lane
     }
 
-    /// Stops a running source: closes it, discards its queued frames and waits for its capture thread.
+    /// Stops a running source: discards its queued frames, closes it and waits for its capture thread.
     /// `.removed` follows once the frames already being detected are emitted.
     /// (A source that ended or failed by itself needs no removal: its queued frames are still detected.)
     public func remove(lane: Int) {
-        guard let handle = lock.withLock({ captures.removeValue(forKey: lane) }) else { return }
-        // Set before stopping: the capture thread may finish the lane as soon as the source closes.
-        laneEndings.set(.removed(name: handle.options.name, lane: lane), lane: lane)
+        guard let handle = state.withLock({ $0.captures.removeValue(forKey: lane) }) else { return }
+        ring.close(lane: lane, ending: .removed(name: handle.options.name, lane: lane), discardingQueued: true)
         handle.stop()
-        sink.finish(lane: lane, total: ring.discard(lane: lane))
         handle.done.wait()
     }
 
-    public func stats(lane: Int) -> FrameRing.LaneStats { ring.stats(lane: lane) }
+    /// The lane's counters; nil once it has ended.
+    public func stats(lane: Int) -> LaneStats? { ring.stats(lane: lane) }
 
     /// The first errors of sources that failed after opening (kept for `detect`'s exit status; bounded).
-    public var sourceFailures: [CaptureError] { lock.withLock { failures } }
+    public var sourceFailures: [CaptureError] { state.withLock { $0.failures } }
 
     /// For a batch run: no more sources will be added. Waits until every source has ended and every
     /// frame is detected and emitted.
@@ -222,7 +219,10 @@ public final class Pipeline: @unchecked Sendable {
 
     /// Drains: stops capture, lets workers finish the frames in flight (queued ones are dropped), waits for them.
     public func stop() {
-        let handles = lock.withLock { Array(captures.values) }
+        let handles = state.withLock { state in
+            defer { state.captures = [:] }
+            return Array(state.captures.values)
+        }
         for handle in handles { handle.stop() }
         ring.stop()
         workersDone.wait()
@@ -244,7 +244,7 @@ public final class Pipeline: @unchecked Sendable {
     /// The largest gap between consecutive frames' timestamps that `realtime` pacing waits out.
     static let maxTimestampJump = 10.0
 
-    private func capture(_ handle: CaptureHandle, ring: FrameRing) {
+    private func capture(_ handle: CaptureHandle, ring: FrameRing<SourceEvent?>) {
         let options = handle.options
         let clock = ContinuousClock()
         var pacing: (start: ContinuousClock.Instant, firstPTS: Double)? = nil
@@ -283,59 +283,56 @@ public final class Pipeline: @unchecked Sendable {
                 lastAccepted = frame.captureInstant
                 guard ring.push(frame, lane: handle.lane) else { break }
             }
-            if !handle.isStopping { laneEndings.set(.ended(name: options.name, lane: handle.lane, live: handle.live), lane: handle.lane) }
-            finishLane(handle)
+            end(handle, .ended(name: options.name, lane: handle.lane, live: handle.live))
         } catch {
             let failure = error as? CaptureError ?? CaptureError(input: options.input, reason: "\(error)")
-            lock.withLock {
-                if failures.count < 100 { failures.append(failure) }
+            state.withLock {
+                if $0.failures.count < 100 { $0.failures.append(failure) }
             }
-            if !handle.isStopping { laneEndings.set(.failed(name: options.name, lane: handle.lane, error: failure), lane: handle.lane) }
-            finishLane(handle)
+            end(handle, .failed(name: options.name, lane: handle.lane, error: failure))
         }
     }
 
-    /// The capture side is done: the lane drains, and the sink learns its total if nothing is left to drain.
-    private func finishLane(_ handle: CaptureHandle) {
-        lock.withLock { _ = captures.removeValue(forKey: handle.lane) }
-        if let total = ring.close(lane: handle.lane) { sink.finish(lane: handle.lane, total: total) }
+    /// The source ended by itself: its lane drains and then ends with `event`, unless `remove` or `stop`
+    /// took the source first.
+    private func end(_ handle: CaptureHandle, _ event: SourceEvent) {
+        guard state.withLock({ $0.captures.removeValue(forKey: handle.lane) }) != nil else { return }
+        ring.close(lane: handle.lane, ending: event)
     }
 
-    private func work(detector: Detector, ring: FrameRing, sink: OrderedSink) {
-        while let job = ring.next() {
-            let frame = job.frame
-            let thresholds = thresholds(for: frame.sourceID)
-            let started = ContinuousClock.now
-            do {
-                var detections = try detector.detect(frame.pixels, threshold: thresholds.floor)
-                let lowScore = thresholds.lowScoreFloor.map { floor in
-                    detections.filter { $0.score >= floor && !thresholds.accepts(label: $0.label, score: $0.score) }
-                } ?? []
-                detections.removeAll { !thresholds.accepts(label: $0.label, score: $0.score) }
-                let infer = ContinuousClock.now - started
-                var record = DetectionRecord(
-                    source: frame.sourceID, frame: frame.sequence, seq: job.order, pts: frame.pts, time: Date(),
-                    captureTime: frame.captureTime, width: frame.width, height: frame.height, latencyMs: 0,
-                    inferMs: infer / .milliseconds(1),
-                    dropped: job.droppedBefore, detections: detections, file: frame.file)
-                record.lowScore = lowScore
-                frameTap?(frame, detections)
-                frame.pixels.recycle()
-                sink.submit(record, lane: job.lane, order: job.order, capturedAt: frame.captureInstant)
-            } catch {
-                frame.pixels.recycle()
-                StandardError.write("sightline: detection failed on \(frame.sourceID) frame \(frame.sequence): \(error)\n")
-                sink.skip(lane: job.lane, order: job.order, droppedBefore: job.droppedBefore)
+    private func work(detector: Detector, ring: FrameRing<SourceEvent?>, sink: OrderedSink<SourceEvent?>) {
+        while let item = ring.next() {
+            switch item {
+            case .frame(let job): detect(job, detector: detector, sink: sink)
+            case .end(let lane, let total, let ending): sink.finish(lane: lane, total: total, ending: ending)
             }
-            if job.isLast { sink.finish(lane: job.lane, total: job.order + 1) }
         }
     }
-}
 
-/// Source endings waiting for their lane's last record.
-private final class LaneEndings: @unchecked Sendable {
-    private let lock = NSLock()
-    private var events: [Int: Pipeline.SourceEvent] = [:]
-    func set(_ event: Pipeline.SourceEvent, lane: Int) { lock.withLock { events[lane] = event } }
-    func take(_ lane: Int) -> Pipeline.SourceEvent? { lock.withLock { events.removeValue(forKey: lane) } }
+    private func detect(_ job: DispatchedFrame, detector: Detector, sink: OrderedSink<SourceEvent?>) {
+        let frame = job.frame
+        let thresholds = thresholds(for: frame.sourceID)
+        let started = ContinuousClock.now
+        do {
+            var detections = try detector.detect(frame.pixels, threshold: thresholds.floor)
+            let lowScore = thresholds.lowScoreFloor.map { floor in
+                detections.filter { $0.score >= floor && !thresholds.accepts(label: $0.label, score: $0.score) }
+            } ?? []
+            detections.removeAll { !thresholds.accepts(label: $0.label, score: $0.score) }
+            let infer = ContinuousClock.now - started
+            var record = DetectionRecord(
+                source: frame.sourceID, frame: frame.sequence, seq: job.order, pts: frame.pts, time: Date(),
+                captureTime: frame.captureTime, width: frame.width, height: frame.height, latencyMs: 0,
+                inferMs: infer / .milliseconds(1),
+                dropped: job.droppedBefore, detections: detections, file: frame.file)
+            record.lowScore = lowScore
+            frameTap?(frame, detections)
+            frame.pixels.recycle()
+            sink.submit(record, lane: job.lane, order: job.order, capturedAt: frame.captureInstant)
+        } catch {
+            frame.pixels.recycle()
+            StandardError.write("sightline: detection failed on \(frame.sourceID) frame \(frame.sequence): \(error)\n")
+            sink.skip(lane: job.lane, order: job.order, droppedBefore: job.droppedBefore)
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import Capture
 import Detector
 import Foundation
+import HTTP
 import Logging
 import Sink
 import Synchronization
@@ -24,6 +25,7 @@ public final class Service: Sendable {
     private let mqtt: MQTTOutput
     private let supervision: Supervision
     private let pipeline: Pipeline
+    private let http: HTTPServer?
     private let notifier: SystemdNotifier
     private let logger: Logger
     private let clock = ContinuousClock()
@@ -38,6 +40,8 @@ public final class Service: Sendable {
         self.notifier = notifier
         self.logger = logger
         self.model = model
+        // Before anything uses Swift concurrency: HTTP's tasks then run on SwiftNIO's threads.
+        if config.http != nil { HTTPServer.adoptEventLoopsAsGlobalExecutor() }
         for warning in model.warnings { logger.warning("\(warning)") }
         if let warning = model.calibrationWarning { logger.warning("\(warning)") }
         logger.info("precision \(model.precision.precision.rawValue)", metadata: ["reason": "\(model.precision.reason)"])
@@ -59,11 +63,15 @@ public final class Service: Sendable {
         }
         // What the pipeline's callbacks reach exists before the pipeline does.
         let mqtt = try MQTTOutput(config: config, labels: model.labelNames, logger: logger)
-        let outlet = Outlet(server: server, tracking: TrackingStage(defaults: nil, sources: config.trackingBySource), mqtt: mqtt)
+        let http = config.http.map { HTTPServer(options: $0, logger: logger) }
+        let outlet = Outlet(server: server, tracking: TrackingStage(defaults: nil, sources: config.trackingBySource), mqtt: mqtt, http: http)
         self.mqtt = mqtt
         let supervision = Supervision(config: config, now: clock.now)
         self.outlet = outlet
         self.supervision = supervision
+        self.http = http
+        var frameTap: Pipeline.FrameTap?
+        if let hub = http?.hub { frameTap = { frame, _ in hub.tap(frame) } }
         do {
             pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.detectorThresholds,
                                     onSourceEvent: { event in
@@ -76,14 +84,31 @@ public final class Service: Sendable {
                                             supervision.post(.laneEnded(source: name, lane: lane, how: .removed))
                                         }
                                     },
+                                    frameTap: frameTap,
                                     emit: { record in
                                         outlet.publish(.detections(record))
                                         supervision.delivered(source: record.source)
                                     })
         } catch {
             mqtt.stop()
+            http?.stop()
             server.close(flushTimeout: .zero)
             throw error
+        }
+        if let http {
+            do {
+                try http.start(daemon: .init(sources: { [supervision, pipeline = self.pipeline] in Self.sourceStatuses(supervision, pipeline) },
+                                             subscribers: { [server = self.server] in .init(connected: server.subscriberCount,
+                                                                              disconnectedStuck: server.disconnectedStuck,
+                                                                              refusedOverLimit: server.refusedOverLimit) }))
+            } catch {
+                pipeline.stop()
+                http.stop()
+                mqtt.stop()
+                server.close(flushTimeout: .zero)
+                throw error
+            }
+            logger.info("HTTP listening", metadata: ["address": "\(http.listeningOn ?? "\(http.options.listen)")"])
         }
         logger.info(activated == nil ? "listening" : "listening on the socket passed by systemd",
                     metadata: ["socket": "\(activated.map { "fd \($0.fd)" } ?? config.socket.path)",
@@ -133,6 +158,7 @@ public final class Service: Sendable {
         pipeline.stop()
         outlet.shutdown()
         mqtt.stop()
+        http?.stop()
         server.close(flushTimeout: .milliseconds(800))
         logger.info("stopped", metadata: ["records": "\(supervision.state.withLock { $0.recordsEmitted })"])
         return 0
@@ -186,6 +212,7 @@ public final class Service: Sendable {
         switch action {
         case .announceUp(let source, let input):
             hello.setUp(source, true)
+            http?.sourceWentUp(source)
             outlet.publish(.written(ServiceRecord.sourceUp(source: source, input: Redaction.redactingPasswords(input))))
         case .announceDown(let source, let down):
             hello.setUp(source, false)
@@ -198,8 +225,12 @@ public final class Service: Sendable {
                 (ServiceRecord.sourceDown(source: source, reason: reason, retryInSeconds: replaced ? 0 : nil), .reload)
             }
             outlet.publish(.sourceDown(source: source, tracksEnd: tracksEnd, line: line))
+            switch down {
+            case .failed(let reason, _), .stopped(let reason, _): http?.sourceWentDown(source, reason: reason)
+            case .finished: http?.sourceWentDown(source, reason: "end of file")
+            }
         case .heartbeat(let source, let lane, let fps):
-            let dropped = lane.map { pipeline.stats(lane: $0).dropped } ?? 0
+            let dropped = lane.flatMap { pipeline.stats(lane: $0)?.dropped } ?? 0
             outlet.publish(.written(ServiceRecord.heartbeat(source: source, up: lane != nil, fps: fps, droppedTotal: dropped)))
         case .open, .decline, .removeLane:
             break
@@ -242,6 +273,24 @@ public final class Service: Sendable {
         }.start()
     }
 
+    /// Each configured source as the HTTP server shows it.
+    private static func sourceStatuses(_ supervision: Supervision, _ pipeline: Pipeline) -> [SourceStatus] {
+        let now = ContinuousClock.now
+        return supervision.state.withLock { state in
+            state.supervisor.configured.compactMap { options in
+                guard var source = state.supervisor.sources[options.name] else { return nil }
+                let shown: SourceStatus.State = switch source.state {
+                case .waiting, .opening: .opening
+                case .up, .retiring: .up
+                case .down: .down
+                case .finished: .finished
+                }
+                return SourceStatus(name: options.name, state: shown, fps: source.rate.perSecond(at: now),
+                                    droppedTotal: source.state.lane.flatMap { pipeline.stats(lane: $0)?.dropped } ?? 0)
+            }
+        }
+    }
+
     /// Liveness that cannot lie: ping only when frames were detected since the last ping, or when none
     /// are waiting (idle is not stalled). A wedged worker stops the pings and systemd restarts us.
     private func pingWatchdog() -> Bool {
@@ -249,7 +298,7 @@ public final class Service: Sendable {
             defer { state.recordsSinceWatchdog = 0 }
             return (state.recordsSinceWatchdog > 0, state.supervisor.lanes)
         }
-        guard progressed || lanes.allSatisfy({ pipeline.stats(lane: $0).queued == 0 }) else { return false }
+        guard progressed || lanes.allSatisfy({ (pipeline.stats(lane: $0)?.queued ?? 0) == 0 }) else { return false }
         try? notifier.watchdog()
         return true
     }

@@ -1,6 +1,9 @@
 import CDNNL
 
-/// The only file that speaks oneDNN 2.x's C API (the 2.x descriptor calls are gone in 3.x; keep them here).
+/// Helpers over oneDNN 2.x's C API: operation and memory descriptors, output scales, reorders, CPU dispatch. Not the
+/// only caller: CompiledNetwork and InferenceEngine create and run engines, streams, primitives and memories directly,
+/// and CompiledNetwork sets output scales for its weight reorders; a move to 3.x (which dropped the operation
+/// descriptors and output scales) touches all three files.
 enum DNNL {
     static func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) throws(ModelError) {
         guard status == dnnl_success else { throw .engine("\(what()) failed (oneDNN status \(status.rawValue))") }

@@ -1,8 +1,11 @@
 import Foundation
+import Synchronization
 
 /// Puts records back in frame order per source although workers finish out of order, stamps the
 /// emit time, capture-to-emit latency and `seq`, and hands them on in order, one at a time.
-public final class OrderedSink: @unchecked Sendable {
+/// A lane's end (`LaneEnding`, whatever the caller uses to say how its source ended) comes through
+/// `finish` and goes out through `laneFinished` after the lane's last record (see `FrameRing`).
+public final class OrderedSink<LaneEnding: Sendable>: Sendable {
     private enum Entry {
         case record(DetectionRecord, capturedAt: ContinuousClock.Instant)
         /// A frame that produced no record; it counts as dropped in the next record.
@@ -15,17 +18,17 @@ public final class OrderedSink: @unchecked Sendable {
         var carriedDrops = 0
         var pending: [Int: Entry] = [:]
         /// Set once the lane will dispatch no more frames.
-        var total: Int?
+        var end: (total: Int, ending: LaneEnding)?
     }
 
-    private let lock = NSLock()
-    private var lanes: [Int: LaneState] = [:]
+    private let lanes = Mutex<[Int: LaneState]>([:])
     private let emit: @Sendable (DetectionRecord) -> Void
-    private let laneFinished: @Sendable (Int) -> Void
+    private let laneFinished: @Sendable (_ lane: Int, _ ending: LaneEnding) -> Void
 
     /// `emit` is called under the sink's lock, in order per source; `laneFinished` too, after a finished
     /// lane's last record.
-    public init(emit: @escaping @Sendable (DetectionRecord) -> Void, laneFinished: @escaping @Sendable (Int) -> Void = { _ in }) {
+    public init(emit: @escaping @Sendable (DetectionRecord) -> Void,
+                laneFinished: @escaping @Sendable (_ lane: Int, _ ending: LaneEnding) -> Void = { _, _ in }) {
         self.emit = emit
         self.laneFinished = laneFinished
     }
@@ -41,18 +44,24 @@ public final class OrderedSink: @unchecked Sendable {
         accept(.skipped(droppedBefore: droppedBefore), lane: lane, order: order)
     }
 
-    /// The lane dispatched `total` frames in all; its state goes once the last of them is out.
-    public func finish(lane: Int, total: Int) {
-        lock.lock()
-        defer { lock.unlock() }
-        lanes[lane, default: LaneState()].total = total
-        forgetIfDone(lane)
+    /// The lane dispatched `total` frames in all; once the last of them is out its state goes and
+    /// `laneFinished` gets `ending`.
+    public func finish(lane: Int, total: Int, ending: LaneEnding) {
+        lanes.withLock { lanes in
+            lanes[lane, default: LaneState()].end = (total, ending)
+            forgetIfDone(lane, in: &lanes)
+        }
     }
 
     private func accept(_ entry: Entry, lane: Int, order: Int) {
-        lock.lock()
-        defer { lock.unlock() }
-        var state = lanes[lane, default: LaneState()]
+        lanes.withLock { lanes in
+            emitReady(after: entry, order: order, from: &lanes[lane, default: LaneState()])
+            forgetIfDone(lane, in: &lanes)
+        }
+    }
+
+    /// Must hold the lock.
+    private func emitReady(after entry: Entry, order: Int, from state: inout LaneState) {
         state.pending[order] = entry
         while let ready = state.pending.removeValue(forKey: state.nextOrder) {
             state.nextOrder += 1
@@ -69,15 +78,13 @@ public final class OrderedSink: @unchecked Sendable {
                 emit(out)
             }
         }
-        lanes[lane] = state
-        forgetIfDone(lane)
     }
 
     /// Must hold the lock.
-    private func forgetIfDone(_ lane: Int) {
-        if let state = lanes[lane], let total = state.total, state.nextOrder >= total {
+    private func forgetIfDone(_ lane: Int, in lanes: inout [Int: LaneState]) {
+        if let state = lanes[lane], let end = state.end, state.nextOrder >= end.total {
             lanes[lane] = nil
-            laneFinished(lane)
+            laneFinished(lane, end.ending)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Serves JSON-line records to any number of subscribers on a Unix stream socket.
 ///
@@ -13,7 +14,7 @@ import Foundation
 ///
 /// One I/O thread (poll) does all socket work; `broadcast` only queues under a short lock.
 /// Call `close()` when done: the I/O thread keeps the server alive until then.
-public final class SocketServer: @unchecked Sendable {
+public final class SocketServer: Sendable {
     public struct Options: Sendable {
         /// Lines queued per subscriber before its oldest are dropped.
         public var queueLimit: Int
@@ -53,34 +54,26 @@ public final class SocketServer: @unchecked Sendable {
     /// `options.maxSubscribers`, capped at half the descriptor limit.
     let subscriberLimit: Int
     let hello: @Sendable () -> String
-    /// Replaced (on the I/O thread) when the socket file was deleted and is made anew.
-    var listener: Int32
     let wakeRead: Int32
     let wakeWrite: Int32
-    /// The socket file this server created (and so removes), with its identity.
+    /// The socket file this server created (and so removes); its identity is in `Shared.ownedFile`.
     let ownedPath: String?
-    var ownedFile: (dev: UInt64, ino: UInt64)?
+    let shared: Mutex<Shared>
+    /// Signalled once, when the I/O thread has closed every descriptor but the wake pipe's.
+    let finished = DispatchSemaphore(value: 0)
 
-    // Guarded by `lock`.
-    let lock = NSLock()
-    var subscribers: [Subscriber] = []
-    var wakePending = false
-    var closeDeadline: ContinuousClock.Instant?
-    var stuckCount = 0
-    var refusedCount = 0
-    var fileCheckRequested = false
-
-    let done = NSCondition()
-    var finished = false  // guarded by `done`
-
-    // I/O thread only.
-    var active: [Subscriber] = []
-    var pollSet: [pollfd] = []
-    var popped: [String] = []
-    var input = [UInt8](repeating: 0, count: 4096)
-    var listenerOpen = true
-    var nextFileCheck = ContinuousClock.now + SocketServer.fileCheckInterval
-    var acceptPausedUntil: ContinuousClock.Instant?
+    /// What the callers' threads and the I/O thread both touch.
+    struct Shared {
+        /// The lines waiting for each subscriber still served, by `Subscriber.id`.
+        var inboxes: [Int: Inbox] = [:]
+        var wakePending = false
+        var closeDeadline: ContinuousClock.Instant?
+        var stuckCount = 0
+        var refusedCount = 0
+        var fileCheckRequested = false
+        /// Identity of the socket file at `ownedPath`; replaced (on the I/O thread) when it is made anew.
+        var ownedFile: (dev: UInt64, ino: UInt64)?
+    }
 
     /// Binds `path` and listens. A socket file left by a crashed process is replaced; an existing
     /// path that is not a socket, or a socket another process is listening on, is refused.
@@ -114,19 +107,17 @@ public final class SocketServer: @unchecked Sendable {
 
     private init(listener: Int32, wake: (read: Int32, write: Int32), ownedPath: String?, ownedFile: (dev: UInt64, ino: UInt64)?,
                  options: Options, hello: @escaping @Sendable () -> String) {
-        self.listener = listener
         self.wakeRead = wake.read
         self.wakeWrite = wake.write
         self.ownedPath = ownedPath
-        self.ownedFile = ownedFile
+        self.shared = Mutex(Shared(ownedFile: ownedFile))
         self.options = options
         var limit = rlimit()
         // RLIM_INFINITY is all ones, so clamping turns it into Int.max as well.
         let descriptors = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(clamping: limit.rlim_cur) : Int.max
         subscriberLimit = max(1, min(options.maxSubscribers, descriptors / 2))
         self.hello = hello
-        popped.reserveCapacity(256)
-        let thread = Thread { [self] in self.run() }
+        let thread = Thread { [self] in EventLoop(server: self, listener: listener).run() }
         thread.name = "sightline-sink"
         thread.start()
     }
@@ -140,60 +131,47 @@ public final class SocketServer: @unchecked Sendable {
     /// Never waits for I/O.
     public func broadcast(_ line: String) {
         let line = line.utf8.last == 0x0A ? line : line + "\n"
-        lock.lock()
-        guard closeDeadline == nil, !subscribers.isEmpty else {
-            lock.unlock()
-            return
-        }
-        var header: (type: String, source: String?)?
-        for subscriber in subscribers {
-            if let subscription = subscriber.subscription {
-                let (type, source) = header ?? Subscription.header(of: line)
-                header = (type, source)
-                guard subscription.accepts(type: type, source: source) else { continue }
+        let wake = shared.withLock { shared in
+            guard shared.closeDeadline == nil, !shared.inboxes.isEmpty else { return false }
+            var header: (type: String, source: String?)?
+            for i in shared.inboxes.values.indices {
+                if let subscription = shared.inboxes.values[i].subscription {
+                    let (type, source) = header ?? Subscription.header(of: line)
+                    header = (type, source)
+                    guard subscription.accepts(type: type, source: source) else { continue }
+                }
+                if shared.inboxes.values[i].queue.push(line) { shared.inboxes.values[i].dropped += 1 }
             }
-            if subscriber.queue.push(line) { subscriber.dropped += 1 }
+            let wake = !shared.wakePending
+            shared.wakePending = true
+            return wake
         }
-        let wake = !wakePending
-        wakePending = true
-        lock.unlock()
         if wake { signalWake() }
     }
 
     /// Subscribers currently connected.
-    public var subscriberCount: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return subscribers.count
-    }
+    public var subscriberCount: Int { shared.withLock { $0.inboxes.count } }
 
     /// Subscribers disconnected because they accepted nothing for `stuckAfter`.
-    public var disconnectedStuck: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return stuckCount
-    }
+    public var disconnectedStuck: Int { shared.withLock { $0.stuckCount } }
 
     /// Connections refused because `maxSubscribers` (or half the descriptor limit) were connected.
-    public var refusedOverLimit: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return refusedCount
-    }
+    public var refusedOverLimit: Int { shared.withLock { $0.refusedCount } }
 
     /// Stops accepting, sends subscribers what they still have queued (for at most
     /// `flushTimeout`), closes them and the listener, and removes the socket file this server
     /// created. Later broadcasts are ignored. Safe to call more than once.
     public func close(flushTimeout: Duration = .seconds(1)) {
-        lock.lock()
-        let first = closeDeadline == nil
-        if first { closeDeadline = .now + flushTimeout }
-        lock.unlock()
+        let first = shared.withLock { shared in
+            let first = shared.closeDeadline == nil
+            if first { shared.closeDeadline = .now + flushTimeout }
+            return first
+        }
         signalWake()
-        done.lock()
-        while !finished { done.wait() }
-        done.unlock()
-        if first, let ownedPath, let ownedFile {
+        // Passed on, so that every caller of close() returns once the I/O thread is done.
+        finished.wait()
+        finished.signal()
+        if first, let ownedPath, let ownedFile = shared.withLock({ $0.ownedFile }) {
             // Only the file this server bound: a successor may already have replaced it.
             var info = stat()
             if lstat(ownedPath, &info) == 0, UInt64(info.st_dev) == ownedFile.dev, UInt64(info.st_ino) == ownedFile.ino {
@@ -205,9 +183,7 @@ public final class SocketServer: @unchecked Sendable {
     /// Makes the socket file anew if it was deleted (or replaced by a stale one), so clients can connect again;
     /// the server also checks every few seconds by itself. Returns at once; the I/O thread does the work.
     public func checkSocketFile() {
-        lock.lock()
-        fileCheckRequested = true
-        lock.unlock()
+        shared.withLock { $0.fileCheckRequested = true }
         signalWake()
     }
 

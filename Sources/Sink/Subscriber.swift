@@ -1,18 +1,11 @@
 import Foundation
 
-/// One connected client. `queue` and `dropped` belong to the server's lock (broadcast() writes
-/// them); everything else belongs to the I/O thread alone.
+/// One connected client, as the I/O thread alone sees it; the lines waiting for it are its `Inbox`, in the server's
+/// shared state under `id`.
 final class Subscriber {
     let fd: Int32
+    let id: Int
 
-    // Guarded by the server's lock.
-    var queue: LineQueue
-    /// Lines lost to overflow since the last lag record.
-    var dropped = 0
-    /// What it asked for; nil: everything.
-    var subscription: Subscription?
-
-    // I/O thread only.
     /// Bytes committed to this subscriber (whole lines), sent up to `sent`.
     var out: [UInt8] = []
     var sent = 0
@@ -65,8 +58,32 @@ final class Subscriber {
         return lines + reported
     }
 
-    init(fd: Int32, limit: Int) {
+    init(fd: Int32, id: Int) {
         self.fd = fd
-        self.queue = LineQueue(limit: limit)
+        self.id = id
+    }
+}
+
+/// The lines waiting for one subscriber: `broadcast` fills it, the I/O thread empties it, both under the server's lock.
+struct Inbox {
+    var queue: LineQueue
+    /// Lines lost to overflow since the last lag record.
+    var dropped = 0
+    /// What the subscriber asked for; nil: everything.
+    var subscription: Subscription?
+
+    init(limit: Int) { queue = LineQueue(limit: limit) }
+
+    /// Moves lines (about `maxBytes` of them, whole) to the end of `lines`; returns how many were lost before them
+    /// and starts that count anew.
+    mutating func take(upTo maxBytes: Int, into lines: inout [String]) -> Int {
+        var bytes = 0
+        while bytes < maxBytes, let line = queue.pop() {
+            bytes += line.utf8.count
+            lines.append(line)
+        }
+        let lost = dropped
+        dropped = 0
+        return lost
     }
 }

@@ -1,5 +1,6 @@
 import Detector
 import Foundation
+import Synchronization
 
 /// Forward-pass timings: median and p90 latency on one thread, then throughput with N threads,
 /// each owning an engine (the worker pool's shape), all over the same shared model.
@@ -106,12 +107,10 @@ private func jsonString(_ text: String) -> String {
 private func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 
 /// What the benchmark threads measured, or the first error one of them hit.
-private final class ThreadResults: @unchecked Sendable {
-    private let lock = NSLock()
-    private var measured: [Double] = []
-    private var error: Error?
-    func add(_ values: [Double]) { lock.withLock { measured += values } }
-    func fail(_ error: Error) { lock.withLock { if self.error == nil { self.error = error } } }
-    var latencies: [Double] { lock.withLock { measured } }
-    var firstError: Error? { lock.withLock { error } }
+private final class ThreadResults: Sendable {
+    private let state = Mutex<(measured: [Double], error: Error?)>(([], nil))
+    func add(_ values: [Double]) { state.withLock { $0.measured += values } }
+    func fail(_ error: Error) { state.withLock { if $0.error == nil { $0.error = error } } }
+    var latencies: [Double] { state.withLock { $0.measured } }
+    var firstError: Error? { state.withLock { $0.error } }
 }

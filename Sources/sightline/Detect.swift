@@ -209,14 +209,18 @@ final class TrackerTiming: Sendable {
 /// A reader that goes away (EPIPE) ends output quietly, as `head` expects; any other write error
 /// (a full disk, say) ends it too, and is kept to be reported. A line cut short by the error is taken back
 /// off a regular file, so the output holds whole lines or nothing.
-final class StandardOutput: @unchecked Sendable {
-    private let lock = NSLock()
-    private var closed = false
-    private var error: String?
+final class StandardOutput: Sendable {
+    /// Held across each whole write, so lines from different threads never interleave.
+    private let state = Mutex(State())
 
-    var isClosed: Bool { lock.withLock { closed } }
+    private struct State {
+        var closed = false
+        var error: String?
+    }
+
+    var isClosed: Bool { state.withLock { $0.closed } }
     /// Why output stopped, unless the reader simply went away.
-    var failure: String? { lock.withLock { error } }
+    var failure: String? { state.withLock { $0.error } }
 
     /// Truncates the last `bytes` written to stdout, if it is a regular file.
     private static func takeBack(_ bytes: Int) {
@@ -227,31 +231,31 @@ final class StandardOutput: @unchecked Sendable {
     }
 
     func write(_ line: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !closed else { return }
-        let bytes = Array(line.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Foundation.write(1, $0.baseAddress! + offset, $0.count - offset) }
-            if n >= 0 {
-                offset += n
-                continue
-            }
-            switch errno {
-            case EINTR:
-                continue
-            case EAGAIN:
-                var ready = pollfd(fd: 1, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&ready, 1, 1000)
-            case EPIPE:
-                closed = true
-                return
-            default:
-                error = String(cString: strerror(errno))
-                closed = true
-                if offset > 0 { Self.takeBack(offset) }
-                return
+        state.withLock { state in
+            guard !state.closed else { return }
+            let bytes = Array(line.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeBytes { Foundation.write(1, $0.baseAddress! + offset, $0.count - offset) }
+                if n >= 0 {
+                    offset += n
+                    continue
+                }
+                switch errno {
+                case EINTR:
+                    continue
+                case EAGAIN:
+                    var ready = pollfd(fd: 1, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&ready, 1, 1000)
+                case EPIPE:
+                    state.closed = true
+                    return
+                default:
+                    state.error = String(cString: strerror(errno))
+                    state.closed = true
+                    if offset > 0 { Self.takeBack(offset) }
+                    return
+                }
             }
         }
     }

@@ -24,6 +24,12 @@ final class ConfigRangeTests: XCTestCase {
                        .seconds(5))
     }
 
+    func testHTTPRanges() {
+        assertRange(top: "http:\n  preview_fps", key: "http.preview_fps", line: 2, valid: ["0.1", "30"], invalid: ["0.09", "31", "0"])
+        assertRange(top: "http:\n  max_stream_clients", key: "http.max_stream_clients", line: 2, valid: ["1", "1000"], invalid: ["0", "1001"])
+        assertRange(top: "http:\n  stale_seconds", key: "http.stale_seconds", line: 2, valid: ["0.5", "3600"], invalid: ["0.4", "3601"])
+    }
+
     func testRingCapacity() {
         assertRange(source: "ring_capacity", valid: ["1", "256"], invalid: ["0", "257", "9223372036854775807"])
     }

@@ -150,7 +150,7 @@ final class ConfigTests: XCTestCase {
             #"sightline.yaml:3: thresholds.person: must be between 0 and 1, got -0.1"#,
             #"sightline.yaml:3: thresholds.car: must be a number, got "high""#,
             #"sightline.yaml:4: workers: must be between 0 (one per core) and 256, got -2"#,
-            #"sightline.yaml:5: wokers: unknown key (did you mean "workers"?); known keys: model, labels, precision, threshold, thresholds, workers, socket, heartbeat_seconds, reconnect_max_seconds, tracking, sources, mqtt"#,
+            #"sightline.yaml:5: wokers: unknown key (did you mean "workers"?); known keys: model, labels, precision, threshold, thresholds, workers, socket, heartbeat_seconds, reconnect_max_seconds, tracking, sources, mqtt, http"#,
             #"sightline.yaml:6: socket.owner: unknown key; known keys: path, mode, group, queue_limit, max_subscribers"#,
             #"sightline.yaml:6: socket.mode: must be octal permission bits such as "0660", got "rw-rw----""#,
             #"sightline.yaml:7: heartbeat_seconds: must be a number, got "fast""#,
@@ -207,7 +207,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(parseError("", origin: "a.yaml").description,
                        "a.yaml: the file is empty; it needs at least a `sources:` list")
         XCTAssertEqual(parseError("- a\n- b", origin: "a.yaml").description,
-                       "a.yaml:1: must be a mapping of keys (model, labels, precision, threshold, thresholds, workers, socket, heartbeat_seconds, reconnect_max_seconds, tracking, sources, mqtt), got a list")
+                       "a.yaml:1: must be a mapping of keys (model, labels, precision, threshold, thresholds, workers, socket, heartbeat_seconds, reconnect_max_seconds, tracking, sources, mqtt, http), got a list")
         XCTAssertEqual(parseError("sources: { name: a, input: b }", origin: "a.yaml").description,
                        "a.yaml:1: sources: must be a list of sources, got a mapping")
         XCTAssertEqual(parseError("sources:\n  - name: \"\"\n    input: x", origin: "a.yaml").description,

@@ -1,5 +1,5 @@
 import Foundation
-import FrameRing
+@testable import FrameRing
 import Values
 import XCTest
 
@@ -11,7 +11,7 @@ final class FrameRingTests: XCTestCase {
     }
 
     func testLosslessUnderConcurrencyLosesAndDuplicatesNothing() {
-        let ring = FrameRing()
+        let ring = FrameRing<String>()
         let pool = PixelBufferPool()
         let sources = 3, perSource = 3000, consumers = 4
         let lanes = (0..<sources).map { _ in ring.addSource(capacity: 4, policy: .lossless) }
@@ -22,7 +22,8 @@ final class FrameRingTests: XCTestCase {
         for c in 0..<consumers {
             group.enter()
             Thread {
-                while let job = ring.next() {
+                while let item = ring.next() {
+                    guard case .frame(let job) = item else { continue }
                     seen.mutate { $0[job.frame.sourceID, default: []].append(job.frame.sequence) }
                     orders.mutate { $0[job.lane, default: []].append(job.order) }
                     XCTAssertEqual(job.droppedBefore, 0)
@@ -36,20 +37,19 @@ final class FrameRingTests: XCTestCase {
             group.enter()
             Thread {
                 for i in 0..<perSource { XCTAssertTrue(ring.push(Self.frame("s\(s)", i, pool: pool), lane: lane)) }
-                ring.close(lane: lane)
+                ring.close(lane: lane, ending: "end")
                 group.leave()
             }.start()
         }
         XCTAssertEqual(group.wait(timeout: .now() + 30), .success, "ring deadlocked")
         for s in 0..<sources {
             XCTAssertEqual(seen.value["s\(s)"]?.sorted(), Array(0..<perSource), "source s\(s): every frame exactly once")
-            XCTAssertEqual(ring.stats(lane: lanes[s]).dropped, 0)
         }
         for lane in lanes { XCTAssertEqual(orders.value[lane]?.sorted(), Array(0..<perSource)) }
     }
 
     func testLosslessProducerWaitsWhenFull() {
-        let ring = FrameRing()
+        let ring = FrameRing<String>()
         let pool = PixelBufferPool()
         let lane = ring.addSource(capacity: 2, policy: .lossless)
         ring.push(Self.frame("a", 0, pool: pool), lane: lane)
@@ -61,46 +61,45 @@ final class FrameRingTests: XCTestCase {
         }.start()
         Thread.sleep(forTimeInterval: 0.2)
         XCTAssertFalse(pushed.value, "a full lossless lane must make the producer wait")
-        XCTAssertEqual(ring.next()?.frame.sequence, 0)
+        XCTAssertEqual(ring.next()?.dispatched?.frame.sequence, 0)
         let deadline = Date().addingTimeInterval(30)
         while !pushed.value && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         XCTAssertTrue(pushed.value, "the producer resumes once there is room")
-        let stats = ring.stats(lane: lane)
-        XCTAssertEqual([stats.queued, stats.dropped, stats.dispatched], [2, 0, 1])
+        XCTAssertEqual(ring.stats(lane: lane), LaneStats(queued: 2, dropped: 0, dispatched: 1))
     }
 
     func testLatestDropsTheOldestAndCountsIt() {
-        let ring = FrameRing()
+        let ring = FrameRing<String>()
         let pool = PixelBufferPool()
         let lane = ring.addSource(capacity: 2, policy: .latest)
         for i in 0..<10 { XCTAssertTrue(ring.push(Self.frame("cam", i, pool: pool), lane: lane)) }
-        XCTAssertEqual(ring.stats(lane: lane).dropped, 8)
-        let first = ring.next()
+        XCTAssertEqual(ring.stats(lane: lane)?.dropped, 8)
+        let first = ring.next()?.dispatched
         XCTAssertEqual(first?.frame.sequence, 8, "the freshest frames survive")
         XCTAssertEqual(first?.droppedBefore, 8, "the record tells how many frames were dropped before it")
-        let second = ring.next()
+        let second = ring.next()?.dispatched
         XCTAssertEqual(second?.frame.sequence, 9)
         XCTAssertEqual(second?.droppedBefore, 0)
         XCTAssertEqual(second?.order, 1)
         ring.push(Self.frame("cam", 10, pool: pool), lane: lane)
         ring.push(Self.frame("cam", 11, pool: pool), lane: lane)
         ring.push(Self.frame("cam", 12, pool: pool), lane: lane)
-        XCTAssertEqual(ring.next()?.droppedBefore, 1)
+        XCTAssertEqual(ring.next()?.dispatched?.droppedBefore, 1)
     }
 
     func testWorkersTakeFromSourcesFairly() {
-        let ring = FrameRing()
+        let ring = FrameRing<String>()
         let pool = PixelBufferPool()
         let busy = ring.addSource(capacity: 8, policy: .lossless)
         let quiet = ring.addSource(capacity: 8, policy: .lossless)
         for i in 0..<8 { ring.push(Self.frame("busy", i, pool: pool), lane: busy) }
         for i in 0..<3 { ring.push(Self.frame("quiet", i, pool: pool), lane: quiet) }
-        let taken = (0..<6).compactMap { _ in ring.next()?.frame.sourceID }
+        let taken = (0..<6).compactMap { _ in ring.next()?.dispatched?.frame.sourceID }
         XCTAssertEqual(taken, ["busy", "quiet", "busy", "quiet", "busy", "quiet"], "round-robin, not first-come")
     }
 
     func testStopWakesBlockedWorkersAndProducers() {
-        let ring = FrameRing()
+        let ring = FrameRing<String>()
         let pool = PixelBufferPool()
         let lane = ring.addSource(capacity: 1, policy: .lossless)
         ring.push(Self.frame("a", 0, pool: pool), lane: lane)
@@ -110,7 +109,7 @@ final class FrameRingTests: XCTestCase {
             XCTAssertFalse(ring.push(Self.frame("a", 1, pool: pool), lane: lane), "push after stop is refused")
             group.leave()
         }.start()
-        let otherRing = FrameRing()
+        let otherRing = FrameRing<String>()
         _ = otherRing.addSource(capacity: 1, policy: .latest)
         group.enter()
         Thread {

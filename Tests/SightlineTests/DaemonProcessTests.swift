@@ -5,13 +5,10 @@ import XCTest
 /// `sightline run` as systemd runs it: the real binary, its socket, signals, and a real network stream.
 final class DaemonProcessTests: XCTestCase {
     let binary = TestPaths.sightlineBinary
-    var dir: URL!
+    var scratch: DaemonScratch!
 
-    override func setUpWithError() throws { dir = try TestPaths.temporaryDirectory() }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    var socketPath: String { dir.appendingPathComponent("s.sock").path }
-    var configPath: String { dir.appendingPathComponent("sightline.yaml").path }
+    override func setUpWithError() throws { scratch = try DaemonScratch() }
+    override func tearDown() { scratch?.remove() }
 
     func writeConfig(threshold: Double = 0.5, heartbeat: Int = 10, queueLimit: Int = 1024, sources: String? = nil) throws {
         let defaultSources = """
@@ -19,27 +16,23 @@ final class DaemonProcessTests: XCTestCase {
             input: \(TestPaths.media("vtest.avi"))
             realtime: true
         """
-        try """
+        try scratch.writeConfig("""
         threshold: \(threshold)
         workers: 2
         heartbeat_seconds: \(heartbeat)
-        socket: { path: \(socketPath), mode: "0600", queue_limit: \(queueLimit) }
+        socket: { path: \(scratch.socketPath), mode: "0600", queue_limit: \(queueLimit) }
         sources:
         \(sources ?? defaultSources)
-        """.write(toFile: configPath, atomically: true, encoding: .utf8)
-    }
-
-    func startDaemon(environment: [String: String] = [:]) throws -> BackgroundProcess {
-        try BackgroundProcess(binary, ["run", "--config", configPath], environment: environment)
+        """)
     }
 
     func detections(_ records: [[String: Any]]) -> [[String: Any]] { records.filter { $0["type"] as? String == "detections" } }
 
     func testSubscribersReceiveIdenticalRecordsAndASlowOneDelaysNobody() throws {
         try writeConfig()
-        let daemon = try startDaemon()
-        let subscribers = try (0..<3).map { _ in try LineSubscriber(path: socketPath) }
-        let stalled = try LineSubscriber(path: socketPath)
+        let daemon = try scratch.startDaemon()
+        let subscribers = try (0..<3).map { _ in try LineSubscriber(path: scratch.socketPath) }
+        let stalled = try LineSubscriber(path: scratch.socketPath)
         // Shrink the stalled subscriber's receive buffer so its queue on the daemon's side fills up.
         var small: Int32 = 4096
         setsockopt(stalled.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
@@ -74,11 +67,11 @@ final class DaemonProcessTests: XCTestCase {
             realtime: true
             realtime_fps: 100
         """)
-        let daemon = try startDaemon()
-        let stalled = try LineSubscriber(path: socketPath)
+        let daemon = try scratch.startDaemon()
+        let stalled = try LineSubscriber(path: scratch.socketPath)
         var small: Int32 = 2048
         setsockopt(stalled.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        let reader = try LineSubscriber(path: socketPath)
+        let reader = try LineSubscriber(path: scratch.socketPath)
         // The reader keeps up with everything while the stalled one sleeps through the records.
         var detected = 0
         let read = reader.until(timeout: 30) { record in
@@ -96,8 +89,8 @@ final class DaemonProcessTests: XCTestCase {
 
     func testSIGTERMDrainsAndExitsLosingNothing() throws {
         try writeConfig()
-        let daemon = try startDaemon()
-        let subscriber = try LineSubscriber(path: socketPath)
+        let daemon = try scratch.startDaemon()
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
         XCTAssertEqual(subscriber.next()?["type"] as? String, "hello")
         let before = subscriber.until(timeout: 15) { $0["type"] as? String == "detections" && ($0["seq"] as? Int ?? 0) >= 10 }
         XCTAssertNotNil(before.match)
@@ -119,8 +112,8 @@ final class DaemonProcessTests: XCTestCase {
 
     func testSIGHUPAppliesANewThresholdKeepingSubscribers() throws {
         try writeConfig(threshold: 0.95)
-        let daemon = try startDaemon()
-        let subscriber = try LineSubscriber(path: socketPath)
+        let daemon = try scratch.startDaemon()
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
         let before = subscriber.until(timeout: 15) { ($0["seq"] as? Int ?? 0) >= 20 }
         XCTAssertNotNil(before.match)
         let scoresBefore = detections(before.seen).flatMap { ($0["detections"] as? [[String: Any]] ?? []).map { $0["score"] as? Double ?? -1 } }
@@ -139,8 +132,8 @@ final class DaemonProcessTests: XCTestCase {
 
     func testReloadThatChangesASourceEndsItsOldRunBeforeTheNewOneStarts() throws {
         try writeConfig()
-        let daemon = try startDaemon()
-        let subscriber = try LineSubscriber(path: socketPath)
+        let daemon = try scratch.startDaemon()
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
         XCTAssertNotNil(subscriber.until(timeout: 20) { ($0["seq"] as? Int ?? 0) >= 10 }.match, "records before the reload")
         try writeConfig(sources: """
           - name: walk
@@ -180,8 +173,8 @@ final class DaemonProcessTests: XCTestCase {
             input: \(url)
         """)
         Thread.sleep(forTimeInterval: 0.5)
-        let daemon = try startDaemon()
-        let subscriber = try LineSubscriber(path: socketPath)
+        let daemon = try scratch.startDaemon()
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
         XCTAssertNotNil(subscriber.until(timeout: 20) { $0["type"] as? String == "detections" }.match, "detections from the stream")
         server = nil  // killed
         let down = subscriber.until(timeout: 20) { $0["type"] as? String == "source_down" }
@@ -199,9 +192,9 @@ final class DaemonProcessTests: XCTestCase {
 
     func testSdNotifyReadyStatusWatchdogStopping() throws {
         try writeConfig()
-        let notifyPath = dir.appendingPathComponent("notify").path
+        let notifyPath = scratch.dir.appendingPathComponent("notify").path
         let notify = try DatagramListener(path: notifyPath)
-        let daemon = try startDaemon(environment: ["NOTIFY_SOCKET": notifyPath, "WATCHDOG_USEC": "1000000"])
+        let daemon = try scratch.startDaemon(environment: ["NOTIFY_SOCKET": notifyPath, "WATCHDOG_USEC": "1000000"])
         var messages: [String] = []
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline && !(messages.contains("READY=1") && messages.contains("WATCHDOG=1") && messages.contains { $0.hasPrefix("STATUS=walk") }) {
@@ -222,8 +215,8 @@ final class DaemonProcessTests: XCTestCase {
         // and never deliver between its source_down and its next source_up.
         let names = (0..<4).map { "still\($0)" }
         try writeConfig(sources: names.map { "  - { name: \($0), input: \(TestPaths.media("messi5.jpg")), realtime: true }" }.joined(separator: "\n"))
-        let daemon = try startDaemon()
-        let subscriber = try LineSubscriber(path: socketPath)
+        let daemon = try scratch.startDaemon()
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
         var ups: [String: Int] = [:], up: [String: Bool] = [:], trail: [String] = []
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline, names.contains(where: { ups[$0, default: 0] < 2 }), let r = subscriber.next(timeout: 5) {
@@ -252,13 +245,13 @@ final class DaemonProcessTests: XCTestCase {
         try writeConfig()
         // systemd-socket-activate listens, and on the first connection starts the daemon with the socket as fd 3
         // (LISTEN_FDS=1, LISTEN_PID set), as systemd does for sightline.socket.
-        let activated = dir.appendingPathComponent("activated.sock").path
-        let launcher = try BackgroundProcess(activate, ["-l", activated, binary, "run", "--config", configPath])
+        let activated = scratch.dir.appendingPathComponent("activated.sock").path
+        let launcher = try BackgroundProcess(activate, ["-l", activated, binary, "run", "--config", scratch.configPath])
         let subscriber = try LineSubscriber(path: activated)
         let hello = try XCTUnwrap(subscriber.next(timeout: 20), launcher.stderr)
         XCTAssertEqual(hello["type"] as? String, "hello")
         XCTAssertNotNil(subscriber.until(timeout: 15) { $0["type"] as? String == "detections" }.match, "detections on the passed socket")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: socketPath), "the configured path is not used when systemd passes a socket")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.socketPath), "the configured path is not used when systemd passes a socket")
         XCTAssertTrue(launcher.stderr.contains("listening on the socket passed by systemd"), launcher.stderr)
         launcher.signal(SIGTERM)
         XCTAssertEqual(launcher.wait(timeout: 30), 0, launcher.stderr)
@@ -267,31 +260,31 @@ final class DaemonProcessTests: XCTestCase {
     // MARK: Bad configuration and environment
 
     func testInvalidConfigNamesEveryErrorAndStartsNothing() throws {
-        try """
+        try scratch.writeConfig("""
         threshold: 1.5
-        socket: { path: \(socketPath) }
+        socket: { path: \(scratch.socketPath) }
         sources:
           - name: a
             input: /dev/video0
             policy: fastest
           - name: a
-        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        """)
         for command in ["run", "check"] {
-            let result = try runProcess(binary, [command, "--config", configPath], timeout: 30)
+            let result = try runProcess(binary, [command, "--config", scratch.configPath], timeout: 30)
             XCTAssertNotEqual(result.status, 0)
             for needle in ["threshold", "sources[0].policy", "sources[1]", "input"] {
                 XCTAssertTrue(result.stderr.contains(needle), "\(command): \(needle) not named in: \(result.stderr)")
             }
-            XCTAssertFalse(FileManager.default.fileExists(atPath: socketPath), "nothing started")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.socketPath), "nothing started")
         }
     }
 
     func testUnwritableSocketPathIsFatal() throws {
         try writeConfig()
-        var text = try String(contentsOfFile: configPath, encoding: .utf8)
-        text = text.replacingOccurrences(of: socketPath, with: "/proc/sightline-test/s.sock")
-        try text.write(toFile: configPath, atomically: true, encoding: .utf8)
-        let result = try runProcess(binary, ["run", "--config", configPath], timeout: 30)
+        var text = try String(contentsOfFile: scratch.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: scratch.socketPath, with: "/proc/sightline-test/s.sock")
+        try scratch.writeConfig(text)
+        let result = try runProcess(binary, ["run", "--config", scratch.configPath], timeout: 30)
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("/proc/sightline-test/s.sock"), result.stderr)
     }
@@ -301,8 +294,8 @@ final class DaemonProcessTests: XCTestCase {
           - name: cam
             input: /dev/video-sightline-missing
         """)
-        let daemon = try startDaemon()
-        let subscriber = try LineSubscriber(path: socketPath)
+        let daemon = try scratch.startDaemon()
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
         let down = try XCTUnwrap(subscriber.until(timeout: 10) { $0["type"] as? String == "source_down" }.match)
         XCTAssertTrue((down["reason"] as? String ?? "").lowercased().contains("no such"), "\(down)")
         XCTAssertNotNil(down["retry_in_s"] as? Double)

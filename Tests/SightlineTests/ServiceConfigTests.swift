@@ -6,20 +6,11 @@ import XCTest
 /// reloads and the reconnect cap; with the real binary, model, media, sockets and signals.
 final class ServiceConfigTests: XCTestCase {
     let binary = TestPaths.sightlineBinary
-    var dir: URL!
+    var scratch: DaemonScratch!
 
-    override func setUpWithError() throws { dir = try TestPaths.temporaryDirectory() }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    var socketPath: String { dir.appendingPathComponent("s.sock").path }
-    var configPath: String { dir.appendingPathComponent("sightline.yaml").path }
+    override func setUpWithError() throws { scratch = try DaemonScratch() }
+    override func tearDown() { scratch?.remove() }
     var walk: String { TestPaths.media("vtest.avi") }
-
-    func write(_ yaml: String) throws { try yaml.write(toFile: configPath, atomically: true, encoding: .utf8) }
-
-    func startDaemon(_ extra: [String] = [], environment: [String: String] = [:]) throws -> BackgroundProcess {
-        try BackgroundProcess(binary, ["run", "--config", configPath] + extra, environment: environment)
-    }
 
     func stop(_ daemon: BackgroundProcess, file: StaticString = #filePath, line: UInt = #line) {
         daemon.signal(SIGTERM)
@@ -29,43 +20,43 @@ final class ServiceConfigTests: XCTestCase {
     // MARK: check catches what run refuses
 
     func testCheckAndRunRefuseTheSameProblemsWithKeyAndLine() throws {
-        let notAModel = dir.appendingPathComponent("notes.pb")
+        let notAModel = scratch.dir.appendingPathComponent("notes.pb")
         try "not a graph".write(to: notAModel, atomically: true, encoding: .utf8)
         let sources = "sources: [{ name: a, input: \(walk) }]"
         let cases: [(yaml: String, expected: String)] = [
-            ("labels: missing.txt\nsocket: { path: \(socketPath) }\n\(sources)",
-             "sightline.yaml:1: labels: cannot read labels \(dir.path)/missing.txt: no such file"),
-            ("socket: { path: \(socketPath), group: no-such-group-sightline }\n\(sources)",
+            ("labels: missing.txt\nsocket: { path: \(scratch.socketPath) }\n\(sources)",
+             "sightline.yaml:1: labels: cannot read labels \(scratch.dir.path)/missing.txt: no such file"),
+            ("socket: { path: \(scratch.socketPath), group: no-such-group-sightline }\n\(sources)",
              "sightline.yaml:1: socket.group: unknown group no-such-group-sightline"),
-            ("socket: { path: \(socketPath) }\nmodel: notes.pb\n\(sources)",
+            ("socket: { path: \(scratch.socketPath) }\nmodel: notes.pb\n\(sources)",
              "sightline.yaml:2: model: cannot read model \(notAModel.path): malformed model: not a TensorFlow GraphDef"),
-            ("socket:\n  path: \(dir.path)/missing/s.sock\n\(sources)",
-             "sightline.yaml:2: socket.path: cannot create \(dir.path)/missing/s.sock: the directory \(dir.path)/missing does not exist"),
-            ("socket: { path: \(socketPath) }\nthresholds:\n  persn: 0.6\n\(sources)",
+            ("socket:\n  path: \(scratch.dir.path)/missing/s.sock\n\(sources)",
+             "sightline.yaml:2: socket.path: cannot create \(scratch.dir.path)/missing/s.sock: the directory \(scratch.dir.path)/missing does not exist"),
+            ("socket: { path: \(scratch.socketPath) }\nthresholds:\n  persn: 0.6\n\(sources)",
              #"sightline.yaml:3: thresholds.persn: unknown label "persn" (did you mean "person"?)"#),
-            ("model: /nonexistent/model.pb\nsocket: { path: \(socketPath) }\n\(sources)",
+            ("model: /nonexistent/model.pb\nsocket: { path: \(scratch.socketPath) }\n\(sources)",
              "sightline.yaml:1: model: cannot read model /nonexistent/model.pb: no such file"),
         ]
         for (yaml, expected) in cases {
-            try write(yaml)
+            try scratch.writeConfig(yaml)
             for command in ["check", "run"] {
-                let result = try runProcess(binary, [command, "--config", configPath], timeout: 60)
+                let result = try runProcess(binary, [command, "--config", scratch.configPath], timeout: 60)
                 XCTAssertEqual(result.status, 1, "\(command): \(yaml)\n\(result.stderr)")
-                XCTAssertTrue(result.stderr.contains(dir.path + "/" + expected), "\(command): expected \(expected) in:\n\(result.stderr)")
-                XCTAssertFalse(FileManager.default.fileExists(atPath: socketPath), "\(command) started nothing")
+                XCTAssertTrue(result.stderr.contains(scratch.dir.path + "/" + expected), "\(command): expected \(expected) in:\n\(result.stderr)")
+                XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.socketPath), "\(command) started nothing")
             }
         }
     }
 
     func testShippedExampleChecksClean() throws {
         let example = TestPaths.repoRoot.appendingPathComponent("configs/sightline.yaml").path
-        let result = try runProcess(binary, ["check", "--config", example, "--socket", socketPath], timeout: 60)
+        let result = try runProcess(binary, ["check", "--config", example, "--socket", scratch.socketPath], timeout: 60)
         XCTAssertEqual(result.status, 0, result.stderr)
     }
 
     func testRunsLabelFileErrorIsAboutLabels() throws {
-        try write("labels: /nonexistent/labels.txt\nsocket: { path: \(socketPath) }\nsources: [{ name: a, input: \(walk) }]")
-        let result = try runProcess(binary, ["run", "--config", configPath], timeout: 60)
+        try scratch.writeConfig("labels: /nonexistent/labels.txt\nsocket: { path: \(scratch.socketPath) }\nsources: [{ name: a, input: \(walk) }]")
+        let result = try runProcess(binary, ["run", "--config", scratch.configPath], timeout: 60)
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("cannot read labels /nonexistent/labels.txt: no such file"), result.stderr)
         XCTAssertFalse(result.stderr.contains("cannot read model"), result.stderr)
@@ -78,11 +69,11 @@ final class ServiceConfigTests: XCTestCase {
         let port = freeLoopbackPort(), closedPort = freeLoopbackPort()
         let server = try BackgroundProcess(ffmpeg, ["-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", walk, "-c:v", "mpeg4",
                                                    "-q:v", "4", "-f", "mpegts", "-listen", "1", "http://127.0.0.1:\(port)/cam.ts"])
-        let credentials = dir.appendingPathComponent("credentials")
+        let credentials = scratch.dir.appendingPathComponent("credentials")
         try FileManager.default.createDirectory(at: credentials, withIntermediateDirectories: true)
         try "s3cret-from-credential\n".write(to: credentials.appendingPathComponent("yard-password"), atomically: true, encoding: .utf8)
-        try write("""
-            socket: { path: \(socketPath) }
+        try scratch.writeConfig("""
+            socket: { path: \(scratch.socketPath) }
             sources:
               - name: door
                 input: "http://admin:${CAM_PASSWORD}@127.0.0.1:\(port)/cam.ts"
@@ -90,8 +81,8 @@ final class ServiceConfigTests: XCTestCase {
                 input: "http://admin:${credential:yard-password}@127.0.0.1:\(closedPort)/cam.ts"
             """)
         Thread.sleep(forTimeInterval: 0.5)
-        let daemon = try startDaemon(environment: ["CAM_PASSWORD": "hunter2-from-env", "CREDENTIALS_DIRECTORY": credentials.path])
-        let subscriber = try LineSubscriber(path: socketPath)
+        let daemon = try scratch.startDaemon(environment: ["CAM_PASSWORD": "hunter2-from-env", "CREDENTIALS_DIRECTORY": credentials.path])
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
         var lines: [String] = []
         var up: [String: Any]?, down: [String: Any]?, detected = false
         let deadline = Date().addingTimeInterval(30)
@@ -117,14 +108,14 @@ final class ServiceConfigTests: XCTestCase {
     }
 
     func testCheckNeverPrintsAPassword() throws {
-        try write("""
-            socket: { path: \(socketPath) }
+        try scratch.writeConfig("""
+            socket: { path: \(scratch.socketPath) }
             sources:
               - name: door
                 input: "rtsp://admin:${CAM_PASSWORD}@cam/stream"
                 policy: "rtsp://admin:${CAM_PASSWORD}@cam/stream"
             """)
-        let result = try runProcess(binary, ["check", "--config", configPath], environment: ["CAM_PASSWORD": "hunter2"], timeout: 60)
+        let result = try runProcess(binary, ["check", "--config", scratch.configPath], environment: ["CAM_PASSWORD": "hunter2"], timeout: 60)
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("sources[0].policy"), result.stderr)
         XCTAssertFalse((result.stdout + result.stderr).contains("hunter2"), result.stdout + result.stderr)
@@ -155,7 +146,7 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertFalse(refused.stderr.contains("hunter2"), refused.stderr)
 
         // libav's own messages, shown for debugging, quote URLs too (the HLS demuxer: "Opening '...' for reading").
-        let playlist = dir.appendingPathComponent("cam.m3u8")
+        let playlist = scratch.dir.appendingPathComponent("cam.m3u8")
         try "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nhttp://admin:hunter2@127.0.0.1:\(closedPort)/seg.ts\n#EXT-X-ENDLIST\n"
             .write(to: playlist, atomically: true, encoding: .utf8)
         let debug = try runProcess(binary, ["detect", playlist.path], environment: ["SIGHTLINE_FFMPEG_LOG": "1"], timeout: 60)
@@ -167,14 +158,14 @@ final class ServiceConfigTests: XCTestCase {
 
     func testRunSocketReplacesTheConfiguredPath() throws {
         // The service's config names /run/sightline, which only systemd creates; --socket runs it by hand.
-        try write("socket: { path: \(dir.path)/not-created/sightline.sock }\nsources: [{ name: walk, input: \(walk), realtime: true }]")
-        let refused = try runProcess(binary, ["run", "--config", configPath], timeout: 60)
+        try scratch.writeConfig("socket: { path: \(scratch.dir.path)/not-created/sightline.sock }\nsources: [{ name: walk, input: \(walk), realtime: true }]")
+        let refused = try runProcess(binary, ["run", "--config", scratch.configPath], timeout: 60)
         XCTAssertEqual(refused.status, 1)
-        XCTAssertTrue(refused.stderr.contains("socket.path: cannot create \(dir.path)/not-created/sightline.sock: the directory \(dir.path)/not-created does not exist"), refused.stderr)
-        let check = try runProcess(binary, ["check", "--config", configPath, "--socket", socketPath], timeout: 60)
+        XCTAssertTrue(refused.stderr.contains("socket.path: cannot create \(scratch.dir.path)/not-created/sightline.sock: the directory \(scratch.dir.path)/not-created does not exist"), refused.stderr)
+        let check = try runProcess(binary, ["check", "--config", scratch.configPath, "--socket", scratch.socketPath], timeout: 60)
         XCTAssertEqual(check.status, 0, check.stderr)
-        let daemon = try startDaemon(["--socket", socketPath])
-        let subscriber = try LineSubscriber(path: socketPath, timeout: 30)
+        let daemon = try scratch.startDaemon(["--socket", scratch.socketPath])
+        let subscriber = try LineSubscriber(path: scratch.socketPath, timeout: 30)
         XCTAssertEqual(subscriber.next(timeout: 20)?["type"] as? String, "hello", daemon.stderr)
         XCTAssertNotNil(subscriber.until(timeout: 20) { $0["type"] as? String == "detections" }.match)
         // A reload keeps the socket given on the command line rather than asking for a restart to "change" it.
@@ -187,16 +178,16 @@ final class ServiceConfigTests: XCTestCase {
     // MARK: Thresholds
 
     func testEachSourceUsesItsOwnThreshold() throws {
-        try write("""
+        try scratch.writeConfig("""
             threshold: 0.5
             workers: 2
-            socket: { path: \(socketPath) }
+            socket: { path: \(scratch.socketPath) }
             sources:
               - { name: strict, input: \(walk), realtime: true, realtime_fps: 50, threshold: 0.95 }
               - { name: loose, input: \(walk), realtime: true, realtime_fps: 50, thresholds: { person: 0.2 } }
             """)
-        let daemon = try startDaemon()
-        let subscriber = try LineSubscriber(path: socketPath)
+        let daemon = try scratch.startDaemon()
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
         var scores: [String: [Double]] = [:]
         _ = subscriber.until(timeout: 30) { record in
             guard record["type"] as? String == "detections", let source = record["source"] as? String else { return false }
@@ -216,18 +207,18 @@ final class ServiceConfigTests: XCTestCase {
             """
             threshold: \(threshold)
             workers: 2
-            socket: { path: \(socketPath) }
+            socket: { path: \(scratch.socketPath) }
             sources:
               - { name: walk, input: \(walk), realtime: true, fps_limit: \(fps) }
             \(extra)
             """
         }
-        try write(config(threshold: 0.5, fps: 10))
-        let daemon = try startDaemon()
-        let subscriber = try LineSubscriber(path: socketPath)
+        try scratch.writeConfig(config(threshold: 0.5, fps: 10))
+        let daemon = try scratch.startDaemon()
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
         XCTAssertNotNil(subscriber.until(timeout: 20) { $0["type"] as? String == "detections" }.match)
 
-        try write(config(threshold: 0.4, fps: 5, extra: "  - { name: still, input: \(TestPaths.media("messi5.jpg")) }"))
+        try scratch.writeConfig(config(threshold: 0.4, fps: 5, extra: "  - { name: still, input: \(TestPaths.media("messi5.jpg")) }"))
         daemon.signal(SIGHUP)
         let applied = try XCTUnwrap(subscriber.until(timeout: 20) { $0["type"] as? String == "reload" }.match, daemon.stderr)
         XCTAssertEqual(applied["status"] as? String, "applied")
@@ -243,7 +234,7 @@ final class ServiceConfigTests: XCTestCase {
         while !daemon.stderr.contains("restarted=walk (fps_limit changed)") && Date() < logged { Thread.sleep(forTimeInterval: 0.05) }
         XCTAssertTrue(daemon.stderr.contains("restarted=walk (fps_limit changed)"), daemon.stderr)
 
-        try write(config(threshold: 1.5, fps: 5).replacingOccurrences(of: "workers: 2", with: "workers: 2\nthresholds: { persn: 0.5 }"))
+        try scratch.writeConfig(config(threshold: 1.5, fps: 5).replacingOccurrences(of: "workers: 2", with: "workers: 2\nthresholds: { persn: 0.5 }"))
         daemon.signal(SIGHUP)
         let refused = try XCTUnwrap(subscriber.until(timeout: 20) { $0["type"] as? String == "reload" }.match, daemon.stderr)
         XCTAssertEqual(refused["status"] as? String, "refused")
@@ -254,12 +245,12 @@ final class ServiceConfigTests: XCTestCase {
     }
 
     func testReloadRefusesAnUnknownLabel() throws {
-        try write("socket: { path: \(socketPath) }\nsources: [{ name: walk, input: \(walk), realtime: true }]")
-        let daemon = try startDaemon()
-        let subscriber = try LineSubscriber(path: socketPath)
+        try scratch.writeConfig("socket: { path: \(scratch.socketPath) }\nsources: [{ name: walk, input: \(walk), realtime: true }]")
+        let daemon = try scratch.startDaemon()
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
         // Running (its signal handlers are in place before the first frame is detected).
         XCTAssertNotNil(subscriber.until(timeout: 20) { $0["type"] as? String == "detections" }.match)
-        try write("socket: { path: \(socketPath) }\nthresholds: { persn: 0.5 }\nsources: [{ name: walk, input: \(walk), realtime: true }]")
+        try scratch.writeConfig("socket: { path: \(scratch.socketPath) }\nthresholds: { persn: 0.5 }\nsources: [{ name: walk, input: \(walk), realtime: true }]")
         daemon.signal(SIGHUP)
         let refused = try XCTUnwrap(subscriber.until(timeout: 20) { $0["type"] as? String == "reload" }.match, daemon.stderr)
         XCTAssertEqual(refused["status"] as? String, "refused")
@@ -271,13 +262,13 @@ final class ServiceConfigTests: XCTestCase {
     // MARK: Reconnect
 
     func testReconnectBackoffIsCappedByTheConfig() throws {
-        try write("""
+        try scratch.writeConfig("""
             reconnect_max_seconds: 1
-            socket: { path: \(socketPath) }
+            socket: { path: \(scratch.socketPath) }
             sources: [{ name: cam, input: /dev/video-sightline-missing }]
             """)
-        let daemon = try startDaemon()
-        let subscriber = try LineSubscriber(path: socketPath)
+        let daemon = try scratch.startDaemon()
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
         var retries: [Double] = []
         _ = subscriber.until(timeout: 30) { record in
             if record["type"] as? String == "source_down", let retry = record["retry_in_s"] as? Double { retries.append(retry) }

@@ -6,32 +6,29 @@ import XCTest
 /// each source's state.
 final class SubscriberTests: XCTestCase {
     let binary = TestPaths.sightlineBinary
-    var dir: URL!
+    var scratch: DaemonScratch!
 
-    override func setUpWithError() throws { dir = try TestPaths.temporaryDirectory() }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    var socketPath: String { dir.appendingPathComponent("s.sock").path }
-    var configPath: String { dir.appendingPathComponent("sightline.yaml").path }
+    override func setUpWithError() throws { scratch = try DaemonScratch() }
+    override func tearDown() { scratch?.remove() }
 
     /// `walk` loops the sample video as a live source; `cam` is a camera that is not there.
     func startDaemon() throws -> BackgroundProcess {
-        try """
+        try scratch.writeConfig("""
         workers: 1
-        socket: { path: \(socketPath), mode: "0600" }
+        socket: { path: \(scratch.socketPath), mode: "0600" }
         sources:
           - { name: walk, input: \(TestPaths.media("vtest.avi")), realtime: true }
           - { name: cam, input: /dev/video-sightline-missing }
-        """.write(toFile: configPath, atomically: true, encoding: .utf8)
-        return try BackgroundProcess(binary, ["run", "--config", configPath])
+        """)
+        return try scratch.startDaemon()
     }
 
     func testALateSubscribersHelloSaysWhichSourcesAreUp() throws {
         let daemon = try startDaemon()
-        let first = try LineSubscriber(path: socketPath)
+        let first = try LineSubscriber(path: scratch.socketPath)
         XCTAssertNotNil(first.until(timeout: 30) { $0["type"] as? String == "detections" && $0["source"] as? String == "walk" }.match,
                         daemon.stderr)
-        let late = try LineSubscriber(path: socketPath)
+        let late = try LineSubscriber(path: scratch.socketPath)
         let hello = try XCTUnwrap(late.next(timeout: 10))
         XCTAssertEqual(hello["type"] as? String, "hello")
         XCTAssertEqual(hello["sources"] as? [String], ["walk", "cam"])
@@ -45,8 +42,8 @@ final class SubscriberTests: XCTestCase {
 
     func testTailReconnectsAcrossADaemonRestart() throws {
         var daemon = try startDaemon()
-        _ = try LineSubscriber(path: socketPath)  // the socket is up
-        let tail = try BackgroundProcess(binary, ["tail", "--raw", socketPath])
+        _ = try LineSubscriber(path: scratch.socketPath)  // the socket is up
+        let tail = try BackgroundProcess(binary, ["tail", "--raw", scratch.socketPath])
         func hellos() -> Int { tail.stdout.split(separator: "\n").filter { $0.contains(#""type":"hello""#) }.count }
         XCTAssertTrue(waitUntil(timeout: 30) { hellos() == 1 }, "tail connected: \(tail.stdout) \(tail.stderr)")
         daemon.signal(SIGTERM)
@@ -67,15 +64,15 @@ final class SubscriberTests: XCTestCase {
 
     func testTailOnceExitsWhenTheDaemonGoes() throws {
         let daemon = try startDaemon()
-        _ = try LineSubscriber(path: socketPath)
-        let tail = try BackgroundProcess(binary, ["tail", "--once", socketPath])
+        _ = try LineSubscriber(path: scratch.socketPath)
+        let tail = try BackgroundProcess(binary, ["tail", "--once", scratch.socketPath])
         XCTAssertTrue(waitUntil(timeout: 30) { tail.stdout.contains("connected: schema 1") }, tail.stdout + tail.stderr)
         XCTAssertTrue(tail.stdout.contains("walk (up)") || tail.stdout.contains("walk (down)"), tail.stdout)
         daemon.signal(SIGTERM)
         XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
         XCTAssertEqual(tail.wait(timeout: 30), 1, "--once: the connection ended, so does tail")
         XCTAssertTrue(tail.stderr.contains("the daemon closed the connection"), tail.stderr)
-        let missing = try runProcess(binary, ["tail", "--once", dir.appendingPathComponent("none.sock").path], timeout: 30)
+        let missing = try runProcess(binary, ["tail", "--once", scratch.dir.appendingPathComponent("none.sock").path], timeout: 30)
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains("cannot connect"), missing.stderr)
     }

@@ -10,7 +10,7 @@ final class OrderedSinkTests: XCTestCase {
 
     func testRecordsLeaveInOrderPerSourceWhateverOrderTheyFinishIn() {
         let emitted = EmittedRecords()
-        let sink = OrderedSink { emitted.append($0) }
+        let sink = OrderedSink<String> { emitted.append($0) }
         let count = 2000
         // Out-of-order completion from 4 threads across two sources.
         DispatchQueue.concurrentPerform(iterations: 4) { worker in
@@ -29,7 +29,7 @@ final class OrderedSinkTests: XCTestCase {
 
     func testASkippedFrameDoesNotHoldBackTheRestAndIsReportedAsDropped() {
         let emitted = EmittedRecords()
-        let sink = OrderedSink { emitted.append($0) }
+        let sink = OrderedSink<String> { emitted.append($0) }
         sink.submit(Self.record("a", frame: 2), lane: 0, order: 2, capturedAt: .now)
         sink.submit(Self.record("a", frame: 0), lane: 0, order: 0, capturedAt: .now)
         XCTAssertEqual(emitted.records.map(\.frame), [0])
@@ -41,11 +41,16 @@ final class OrderedSinkTests: XCTestCase {
 
     func testAFinishedLaneIsForgottenOnlyAfterItsLastRecord() {
         let emitted = EmittedRecords()
-        let sink = OrderedSink { emitted.append($0) }
+        let finished = Locked<[String]>([])
+        let sink = OrderedSink<String>(emit: { emitted.append($0) }, laneFinished: { lane, ending in
+            finished.value += ["lane \(lane) \(ending) after \(emitted.records.count) records"]
+        })
         sink.submit(Self.record("a", frame: 1), lane: 0, order: 1, capturedAt: .now)
-        sink.finish(lane: 0, total: 2)
+        sink.finish(lane: 0, total: 2, ending: "end of file")
+        XCTAssertEqual(finished.value, [], "record 0 is still out")
         sink.submit(Self.record("a", frame: 0), lane: 0, order: 0, capturedAt: .now)
         XCTAssertEqual(emitted.records.map(\.frame), [0, 1])
+        XCTAssertEqual(finished.value, ["lane 0 end of file after 2 records"], "the lane's ending follows its last record")
         // A new lane index starts from order 0 again; a forgotten lane leaves nothing behind.
         sink.submit(Self.record("b", frame: 0), lane: 1, order: 0, capturedAt: .now)
         XCTAssertEqual(emitted.records.map(\.source), ["a", "a", "b"])
@@ -53,7 +58,7 @@ final class OrderedSinkTests: XCTestCase {
 
     func testLatencyIsStampedAtEmit() throws {
         let emitted = EmittedRecords()
-        let sink = OrderedSink { emitted.append($0) }
+        let sink = OrderedSink<String> { emitted.append($0) }
         sink.submit(Self.record("a", frame: 0), lane: 0, order: 0, capturedAt: .now - .milliseconds(250))
         let record = try XCTUnwrap(emitted.records.first)
         XCTAssertGreaterThanOrEqual(record.latencyMs, 250)
