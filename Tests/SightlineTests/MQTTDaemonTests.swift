@@ -130,6 +130,7 @@ final class MQTTDaemonTests: XCTestCase {
         let broker = try MosquittoBroker()
         let subscriber = try MQTTSubscriber(port: broker.port, topics: ["sightline/walk/#"])
         defer { subscriber.stop() }
+        XCTAssertTrue(subscriber.waitUntilSubscribed(port: broker.port, probe: "sightline/walk/probe"))
         let (config, _) = try writeConfig("events", realtime: false, mqtt: """
           host: 127.0.0.1
           port: \(broker.port)

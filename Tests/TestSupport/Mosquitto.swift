@@ -102,6 +102,18 @@ public final class MQTTSubscriber {
 
     public var stderr: String { process.stderr }
 
+    /// Publishes a probe on `topic` (one the subscription matches) until it comes back: from then on the subscription
+    /// is in place, and nothing published later can be missed by arriving before it.
+    @discardableResult
+    public func waitUntilSubscribed(port: UInt16, probe topic: String, timeout: TimeInterval = 60) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            _ = try? runProcess("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", String(port), "-t", topic, "-m", "probe"], timeout: 10)
+            if waitUntil(timeout: 1, { $0.contains { $0.topic == topic } }) { return true }
+        }
+        return false
+    }
+
     /// Waits (at most `timeout`, a bound for a broken run, not a speed requirement) until `predicate` holds.
     @discardableResult
     public func waitUntil(timeout: TimeInterval = 60, _ predicate: ([Message]) -> Bool) -> Bool {
