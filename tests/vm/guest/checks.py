@@ -266,7 +266,8 @@ def run():
     root = Subscriber()
     hello = root.wait_for(is_type("hello"), 30)
     down = root.wait_for(is_type("source_down"), 30)
-    status = show("StatusText")
+    # STATUS= is refreshed every 2 s, so it may trail the source_down record by that much.
+    status = wait_until(lambda: (lambda text: text if "camera0 down" in text else "")(show("StatusText")), 10) or show("StatusText")
     check("start without the camera: running, source_down, STATUS says down",
           show("ActiveState") == "active" and down is not None and "camera0 down" in status,
           f"reason {down and down.get('reason')!r}; STATUS={status!r}")
