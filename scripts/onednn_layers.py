@@ -6,7 +6,8 @@ usage: ONEDNN_VERBOSE=1 sightline bench --threads 1 --precision P --iterations K
 A pass starts at the first convolution with 3 input channels. Strips of a fused expand -> depthwise -> project
 triple are summed into their layers (the tensors are square, so a layer is whole once its bands' output rows
 reach its output width; a projection finishing closes the layers opened before it). Prints, per layer in
-execution order, the median over passes (after skipping the first N) of its time, its implementation and shape."""
+execution order, the median over passes (after skipping the first N) of its time, its implementation and shape, memory layouts
+and attributes."""
 import argparse, json, re, statistics, sys
 
 p = argparse.ArgumentParser()
@@ -27,15 +28,15 @@ for line in open(a.log):
             passes.append(current)
         if current is None:
             continue
-        current.append(("conv", impl, (g, ic, oc, kh, sh, iw, ow), oh, ms, f[-3]))
+        current.append(("conv", impl, (g, ic, oc, kh, sh, iw, ow), oh, ms, f[6] + " " + f[7]))
     elif current is not None:
-        current.append((kind, impl, None, 0, ms, f[-2]))
+        current.append((kind, impl, None, 0, ms, f[6] + " " + f[7]))
 
 def layers(execs):
     out, open_ = [], []
     for kind, impl, key, oh, ms, attrs in execs:
         if key is None:
-            out.append({"kind": kind, "impl": impl, "key": None, "ms": ms, "bands": 1, "done": True, "attrs": attrs})
+            out.append({"kind": kind, "impl": impl, "key": None, "ms": ms, "bands": 1, "attrs": attrs})
             continue
         layer = next((l for l in open_ if l["key"] == key), None)
         if layer is None:
