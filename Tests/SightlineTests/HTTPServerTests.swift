@@ -98,10 +98,16 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertTrue(checkedBoxes, "a latest.jpg with a detection came within 15 tries")
 
         // stream.mjpeg: pictures at no more than preview_fps (5) although the stream has 10 fps.
-        let window = 4.0
-        let mjpeg = try get("/sources/net/stream.mjpeg", maxTime: window)
+        // Pictures come as fast as frames are detected: a loaded machine gets a longer look, not a failure.
+        var window = 4.0, parts = 0
+        var mjpeg = try get("/sources/net/stream.mjpeg", maxTime: window)
+        while true {
+            parts = mjpeg.text.components(separatedBy: "--frame\r\nContent-Type: image/jpeg").count - 1
+            guard parts < 2, window < 64 else { break }
+            window *= 4
+            mjpeg = try get("/sources/net/stream.mjpeg", maxTime: window)
+        }
         XCTAssertTrue(mjpeg.headers["content-type"]?.hasPrefix("multipart/x-mixed-replace") ?? false, "\(mjpeg.headers)")
-        let parts = mjpeg.text.components(separatedBy: "--frame\r\nContent-Type: image/jpeg").count - 1
         XCTAssertGreaterThanOrEqual(parts, 2, "pictures keep coming")
         XCTAssertLessThanOrEqual(parts, Int(window * 5) + 2, "capped at preview_fps")
 
