@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Values"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detector", "Sink", "Tracking", "HTTP", "Values", "TestSupport"]),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Capture", "Detector", "Sink", "Values", "TestSupport"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "Capture", "Detector", "Sink", "Tracking", "Values", "TestSupport"]),
         .testTarget(name: "SightlineTests", dependencies: ["TestSupport"]),
     ]
 )

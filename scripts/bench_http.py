@@ -5,6 +5,7 @@ Runs the release daemon (`sightline run`) on a lossless file source, detecting a
   off     no `http:` section
   idle    HTTP on, nobody watching
   viewer  HTTP on, one client reading /sources/walk/stream.mjpeg all along
+(HTTP on means every http: default, event snapshots included: the tracker's events get theirs in both modes)
 and reports each mode's throughput (detections records per second between the first and the last record, read by a
 socket subscriber) as a ratio to `off`, median over interleaved rounds (off, idle, viewer, off, ...).
 Run it on a quiet machine:  python3 scripts/bench_http.py [--rounds 5] [--input .cache/media/vtest.avi]

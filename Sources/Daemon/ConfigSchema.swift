@@ -10,7 +10,7 @@ extension ConfigReader {
     static let topKeys = ["model", "labels", "precision", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds",
                           "reconnect_max_seconds", "tracking", "sources", "mqtt", "http"]
     static let socketKeys = ["path", "mode", "group", "queue_limit", "max_subscribers", "stuck_seconds"]
-    static let httpKeys = ["listen", "preview_fps", "max_stream_clients", "stale_seconds"]
+    static let httpKeys = ["listen", "preview_fps", "max_stream_clients", "stale_seconds", "snapshots"]
     static let sourceKeys = ["name", "input", "policy", "fps_limit", "realtime", "realtime_fps", "ring_capacity", "io_timeout",
                              "width", "height", "capture_fps", "threshold", "thresholds", "tracking"]
     static let trackingKeys = ["enabled", "min_hits", "window_seconds", "max_age_seconds", "iou_threshold"]
@@ -130,6 +130,9 @@ extension ConfigReader {
         }
         if let node = fields["stale_seconds"], let value = number(node, "\(path).stale_seconds", in: ConfigLimits.staleSeconds, unit: " seconds") {
             http.staleSeconds = value
+        }
+        if let node = fields["snapshots"], let value = integer(node, "\(path).snapshots", in: ConfigLimits.snapshots) {
+            http.snapshots = value
         }
         return http
     }

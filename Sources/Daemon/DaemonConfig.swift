@@ -182,6 +182,8 @@ public enum ConfigLimits {
     public static let streamClients = 1...1_000
     /// `http.stale_seconds`.
     public static let staleSeconds = 0.5...3_600.0
+    /// `http.snapshots`.
+    public static let snapshots = 0...1_000
 }
 
 /// Where each key of a config file was written. Not part of a config's value: two configs that say the same

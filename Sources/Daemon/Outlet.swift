@@ -29,10 +29,11 @@ final class Outlet: Sendable {
         switch record {
         case .detections(let detections):
             let (tracked, events) = tracking.process(detections)
+            // HTTP first: a subscriber asking for an event's snapshot as soon as it has the object_start finds the event.
+            http?.record(tracked, events: events)
             for event in events { send(event) }
             server.broadcast(Record.detections(tracked).jsonLine())
             mqtt.forward(tracked)
-            http?.record(tracked, events: events)
         case .sourceDown(let down) where endingTracks != nil:
             let events = tracking.end(source: down.source, reason: endingTracks ?? .sourceDown)
             for event in events { send(event) }

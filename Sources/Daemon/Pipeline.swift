@@ -66,9 +66,10 @@ public final class Pipeline: Sendable {
     private let workersDone = DispatchGroup()
     private let frameTap: FrameTap?
 
-    /// Sees each detected frame on its worker thread before the frame's pixels go back to the pool:
-    /// it may copy them (for a preview), never keep them, and must return quickly.
-    public typealias FrameTap = @Sendable (_ frame: Frame, _ detections: [Detection]) -> Void
+    /// Sees each detected frame on its worker thread before the frame's pixels go back to the pool, and must
+    /// return quickly. It may copy them (for a preview); returning true, it took them instead, and recycles them
+    /// itself soon (they come from the source's small pool: held long, they make it allocate).
+    public typealias FrameTap = @Sendable (_ frame: Frame, _ detections: [Detection]) -> Bool
 
     private struct State {
         var thresholds: Thresholds
@@ -326,8 +327,7 @@ public final class Pipeline: Sendable {
                 inferMs: infer / .milliseconds(1),
                 dropped: job.droppedBefore, detections: detections, file: frame.file)
             record.lowScore = lowScore
-            frameTap?(frame, detections)
-            frame.pixels.recycle()
+            if frameTap?(frame, detections) != true { frame.pixels.recycle() }
             sink.submit(record, lane: job.lane, order: job.order, capturedAt: frame.captureInstant)
         } catch {
             frame.pixels.recycle()

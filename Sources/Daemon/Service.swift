@@ -73,7 +73,7 @@ public final class Service: Sendable {
         self.supervision = supervision
         self.http = http
         var frameTap: Pipeline.FrameTap?
-        if let hub = http?.hub { frameTap = { frame, _ in hub.tap(frame) } }
+        if let http { frameTap = { frame, detections in http.tap(frame, detections: detections) } }
         do {
             pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.detectorThresholds,
                                     onSourceEvent: { event in

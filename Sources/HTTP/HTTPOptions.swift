@@ -38,12 +38,16 @@ public struct HTTPOptions: Sendable, Equatable {
     public var maxStreamClients: Int
     /// A running source with no record for this long makes /healthz answer 503.
     public var staleSeconds: Double
+    /// Events whose snapshot (`/events/<id>/snapshot.jpg`) is kept, the latest ones; 0: none.
+    public var snapshots: Int
 
-    public init(listen: Listen = HTTPOptions.defaultListen, previewFPS: Double = 5, maxStreamClients: Int = 10, staleSeconds: Double = 5) {
+    public init(listen: Listen = HTTPOptions.defaultListen, previewFPS: Double = 5, maxStreamClients: Int = 10, staleSeconds: Double = 5,
+                snapshots: Int = 50) {
         self.listen = listen
         self.previewFPS = previewFPS
         self.maxStreamClients = maxStreamClients
         self.staleSeconds = staleSeconds
+        self.snapshots = snapshots
     }
 }
 

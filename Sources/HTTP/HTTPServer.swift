@@ -24,6 +24,7 @@ public final class HTTPServer: Sendable {
 
     public let options: HTTPOptions
     public let hub: PreviewHub
+    public let snapshots: SnapshotStore
     public let metrics = DaemonMetrics()
     private let daemon = Mutex<Daemon?>(nil)
     /// Per source: times it went up, and why it last went down (while it is down).
@@ -43,34 +44,47 @@ public final class HTTPServer: Sendable {
         self.options = options
         self.logger = logger
         hub = PreviewHub(options: options)
+        snapshots = SnapshotStore(capacity: options.snapshots)
     }
 
-    /// `object_start`/`object_end` records kept for /api/events, by source, oldest first.
-    private let events = Mutex<[(source: String, json: String)]>([])
+    /// `object_start`/`object_end` records kept for /api/events, oldest first.
+    private let events = Mutex<[(event: SnapshotStore.EventKey, json: String)]>([])
     public static let eventHistory = 200
 
     // MARK: What the daemon tells it
 
+    /// The pipeline's frame tap (see `Pipeline.FrameTap`): true if the snapshots took the frame's pixels.
+    public func tap(_ frame: Frame, detections: [Detection]) -> Bool {
+        hub.tap(frame)
+        return snapshots.hold(frame, detections: detections)
+    }
+
     /// Each detections record as it leaves the daemon, with the tracker's events for it (under the ordered sink's
     /// lock: quick).
     public func record(_ record: Record.Detections, events: [TrackEvent] = []) {
-        self.record(events: events)
+        keep(events)
+        snapshots.record(record, events: events)
         hub.record(record)
         metrics.record(record)
     }
 
     /// Tracker events that went out without a frame (a source's tracks ending at source_down or shutdown).
     public func record(events: [TrackEvent]) {
-        let kept: [(source: String, json: String)] = events.compactMap { event in
-            let source: String
+        keep(events)
+        snapshots.record(events: events)
+    }
+
+    private func keep(_ events: [TrackEvent]) {
+        let kept: [(event: SnapshotStore.EventKey, json: String)] = events.compactMap { event in
+            let key: SnapshotStore.EventKey
             switch event {
-            case .start(let start): source = start.source
-            case .end(let end): source = end.source
+            case .start(let start): key = .init(source: start.source, trackID: start.trackID)
+            case .end(let end): key = .init(source: end.source, trackID: end.trackID)
             case .presence: return nil
             }
             var json = event.record.jsonLine()
             if json.hasSuffix("\n") { json.removeLast() }
-            return (source, json)
+            return (key, json)
         }
         guard !kept.isEmpty else { return }
         self.events.withLock { history in
@@ -152,6 +166,7 @@ public final class HTTPServer: Sendable {
     public func stop() {
         task.withLock { $0?.cancel() }
         hub.stop()
+        snapshots.stop()
     }
 
     private static func describe(_ address: SocketAddress) -> String {
@@ -176,7 +191,10 @@ public final class HTTPServer: Sendable {
             let source = request.uri.queryParameters["source"].map(String.init)
             if let source, !known(source) { return Self.notFound("no such source") }
             let limit = min(max(request.uri.queryParameters["limit"].flatMap { Int($0) } ?? 50, 0), Self.eventHistory)
-            let lines = events.withLock { $0 }.filter { source == nil || $0.source == source }.suffix(limit).map(\.json)
+            let lines = events.withLock { $0 }.filter { source == nil || $0.event.source == source }.suffix(limit).map { event in
+                // With the snapshot's address while it is kept.
+                snapshots.keeps(event.event) ? String(event.json.dropLast()) + ",\"snapshot\":\"\(event.event.path)\"}" : event.json
+            }
             return Self.response(.ok, "application/json", ByteBuffer(string: "[" + lines.joined(separator: ",") + "]"))
         }
         router.get("/sources/:name/latest.jpg") { [self] _, context -> Response in
@@ -226,6 +244,35 @@ public final class HTTPServer: Sendable {
             var response = Response(status: .ok, body: body)
             response.headers[.contentType] = "multipart/x-mixed-replace; boundary=frame"
             response.headers[.cacheControl] = "no-store"
+            return response
+        }
+        router.get("/events/:id/snapshot.jpg") { [self] _, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            guard let event = SnapshotStore.EventKey(id: id) else {
+                return Self.notFound("no such event: an event's id is <source>-<track_id>, e.g. door-7")
+            }
+            // An open event's latest view is encoded on demand: wait for it a little.
+            let deadline = PreviewHub.now() + 3_000_000_000
+            var lookup = snapshots.lookup(event)
+            while case .pending = lookup, PreviewHub.now() < deadline {
+                try await Self.pause(.milliseconds(20))
+                lookup = snapshots.lookup(event)
+            }
+            let snapshot: SnapshotStore.Snapshot
+            switch lookup {
+            case .unknown:
+                return Self.notFound("no snapshot of event \(event): unknown, or no longer kept (the last \(options.snapshots) events are)")
+            case .pending(nil):
+                return Self.text(.serviceUnavailable, "no picture of event \(event) yet\n")
+            case .pending(let earlier?): snapshot = earlier
+            case .picture(let picture): snapshot = picture
+            }
+            var response = Self.response(.ok, "image/jpeg", ByteBuffer(bytes: snapshot.jpeg))
+            // Not cached: track ids start again at 1 when the daemon restarts.
+            response.headers[.cacheControl] = "no-store"
+            response.headers[.init("X-Sightline-Frame")!] = "\(snapshot.frame)"
+            response.headers[.init("X-Sightline-Score")!] = "\(snapshot.score)"
+            response.headers[.init("X-Sightline-Final")!] = snapshot.final ? "true" : "false"
             return response
         }
         router.get("/metrics") { [self] _, _ -> Response in

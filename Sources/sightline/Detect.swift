@@ -111,7 +111,12 @@ struct Detect: ParsableCommand {
                                                       copiesHeld: names.count * ((ringCapacity ?? 2 * threads + 2) + threads + 2)) }
         }
         var tap: Pipeline.FrameTap?
-        if let annotated { tap = { frame, detections in annotated.keep(frame, detections: detections) } }
+        if let annotated {
+            tap = { frame, detections in
+                annotated.keep(frame, detections: detections)
+                return false
+            }
+        }
         let tracking = track ? TrackingStage(defaults: TrackingParameters(minHits: trackMinHits, windowSeconds: trackWindow,
                                                                           maxAgeSeconds: trackMaxAge, iouThreshold: trackIou)) : nil
         let thresholds = Thresholds(defaultScore: threshold, lowScoreFloor: track ? TrackingStage.lowScoreFloor : nil)

@@ -36,6 +36,7 @@ final class ConfigRangeTests: XCTestCase {
         assertRange(top: "http:\n  preview_fps", key: "http.preview_fps", line: 2, valid: ["0.1", "30"], invalid: ["0.09", "31", "0"])
         assertRange(top: "http:\n  max_stream_clients", key: "http.max_stream_clients", line: 2, valid: ["1", "1000"], invalid: ["0", "1001"])
         assertRange(top: "http:\n  stale_seconds", key: "http.stale_seconds", line: 2, valid: ["0.5", "3600"], invalid: ["0.4", "3601"])
+        assertRange(top: "http:\n  snapshots", key: "http.snapshots", line: 2, valid: ["0", "1000"], invalid: ["-1", "1001", "2.5"])
     }
 
     func testRingCapacity() {

@@ -10,10 +10,10 @@ final class HTTPConfigTests: XCTestCase {
         XCTAssertNil(try DaemonConfig.parse("threshold: 0.5" + sources, origin: "t").http)
         XCTAssertNil(try DaemonConfig.parse("http: null" + sources, origin: "t").http)
         let defaults = try XCTUnwrap(try DaemonConfig.parse("http: {}" + sources, origin: "t").http)
-        XCTAssertEqual(defaults, HTTPOptions(listen: .tcp(host: "127.0.0.1", port: 8970), previewFPS: 5, maxStreamClients: 10, staleSeconds: 5))
-        let set = try XCTUnwrap(try DaemonConfig.parse("http: { listen: \"[::1]:9000\", preview_fps: 2, max_stream_clients: 3, stale_seconds: 9 }"
+        XCTAssertEqual(defaults, HTTPOptions(listen: .tcp(host: "127.0.0.1", port: 8970), previewFPS: 5, maxStreamClients: 10, staleSeconds: 5, snapshots: 50))
+        let set = try XCTUnwrap(try DaemonConfig.parse("http: { listen: \"[::1]:9000\", preview_fps: 2, max_stream_clients: 3, stale_seconds: 9, snapshots: 0 }"
                                                        + sources, origin: "t").http)
-        XCTAssertEqual(set, HTTPOptions(listen: .tcp(host: "::1", port: 9000), previewFPS: 2, maxStreamClients: 3, staleSeconds: 9))
+        XCTAssertEqual(set, HTTPOptions(listen: .tcp(host: "::1", port: 9000), previewFPS: 2, maxStreamClients: 3, staleSeconds: 9, snapshots: 0))
     }
 
     func testListenAddresses() {

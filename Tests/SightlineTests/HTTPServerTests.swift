@@ -153,6 +153,145 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(process.wait(timeout: 120), 0, process.stderr)
     }
 
+    /// The track's detections the subscriber received (those carrying its `track_id`): frame, score, box.
+    func detections(of trackID: Int, in records: [[String: Any]]) -> [(frame: Int, score: Double, box: [String: Double])] {
+        records.filter { $0["type"] as? String == "detections" }.flatMap { record in
+            ((record["detections"] as? [[String: Any]]) ?? []).compactMap { detection in
+                guard detection["track_id"] as? Int == trackID, let frame = record["frame"] as? Int, let score = detection["score"] as? Double,
+                      let box = detection["box"] as? [String: Double] else { return nil }
+                return (frame, score, box)
+            }
+        }
+    }
+
+    /// Whether `picture` has the track's box outline (in its colour, `Annotator.palette`) at `box`: the box's edge
+    /// columns have that colour, columns a few pixels inside do not. Nil if the box is too small to tell.
+    func boxDrawn(_ box: [String: Double], trackID: Int, on picture: (width: Int, height: Int, rgb: [UInt8])) -> (edge: Double, inside: Double)? {
+        let palette: [(Int, Int, Int)] = [(0, 255, 0), (255, 48, 48), (48, 128, 255), (255, 220, 0), (255, 0, 255), (0, 230, 230), (255, 140, 0), (160, 80, 255)]
+        let color = palette[trackID & 7]
+        guard let xmin = box["xmin"], let xmax = box["xmax"], let ymin = box["ymin"], let ymax = box["ymax"] else { return nil }
+        let (w, h) = (Double(picture.width), Double(picture.height))
+        let (x0, x1) = (max(0, Int((xmin * w).rounded())), min(picture.width, Int((xmax * w).rounded())) - 1)
+        let (y0, y1) = (max(0, Int((ymin * h).rounded())), min(picture.height, Int((ymax * h).rounded())) - 1)
+        guard x1 - x0 > 16, y1 - y0 > 16, picture.rgb.count >= picture.width * picture.height * 3 else { return nil }
+        // Mean distance from the colour down the middle half of a column.
+        func distance(column x: Int) -> Double {
+            let rows = (y0 + (y1 - y0) / 4)...(y1 - (y1 - y0) / 4)
+            let sum = rows.reduce(0) { sum, y in
+                let i = (y * picture.width + x) * 3
+                return sum + abs(Int(picture.rgb[i]) - color.0) + abs(Int(picture.rgb[i + 1]) - color.1) + abs(Int(picture.rgb[i + 2]) - color.2)
+            }
+            return Double(sum) / Double(rows.count * 3)
+        }
+        let edge = max(min(distance(column: x0), distance(column: x0 + 1)), min(distance(column: x1), distance(column: x1 - 1)))
+        let inside = min(distance(column: x0 + 6), distance(column: x1 - 6))
+        return (edge, inside)
+    }
+
+    func testEventSnapshotsShowTheBestDetectionAndOnlyTheLastOnesAreKept() throws {
+        let (stream, url) = try daemon.serveStream()
+        let kept = 12
+        let process = try daemon.start(input: url, snapshots: kept)
+        let subscriber = try LineSubscriber(path: daemon.socketPath)
+        var seen: [[String: Any]] = []
+        let started = subscriber.until(timeout: 60) { $0["type"] as? String == "object_start" }
+        seen += started.seen
+        let start = try XCTUnwrap(started.match, "an object_start: \(process.stderr)")
+        seen.append(start)
+        let trackID = try XCTUnwrap(start["track_id"] as? Int)
+        let path = "/events/net-\(trackID)/snapshot.jpg"
+        XCTAssertEqual(seen.first { $0["type"] as? String == "detections" }?["seq"] as? Int, 0, "the subscriber has every record")
+
+        // As soon as the event started: a JPEG of the stream's size, the track's box drawn where its detection in that frame is.
+        let open = try get(path)
+        XCTAssertEqual(open.status, 200, open.text)
+        XCTAssertEqual(open.headers["content-type"], "image/jpeg")
+        let openFrame = try XCTUnwrap(open.headers["x-sightline-frame"].flatMap { Int($0) }, "\(open.headers)")
+        let openPicture = try decode(open.body)
+        XCTAssertEqual(openPicture.width, 768)
+        XCTAssertEqual(openPicture.height, 576)
+        if !seen.contains(where: { $0["type"] as? String == "detections" && ($0["frame"] as? Int ?? -1) >= openFrame }) {
+            let found = subscriber.until(timeout: 20) { $0["type"] as? String == "detections" && ($0["frame"] as? Int ?? -1) >= openFrame }
+            seen += found.seen
+            if let match = found.match { seen.append(match) }
+        }
+        let openView = try XCTUnwrap(detections(of: trackID, in: seen).first { $0.frame == openFrame },
+                                     "frame \(openFrame) of the snapshot has a detection of track \(trackID)")
+        XCTAssertEqual(Double(open.headers["x-sightline-score"] ?? "") ?? -1, openView.score, accuracy: 1e-5)
+        if let drawn = boxDrawn(openView.box, trackID: trackID, on: openPicture) {
+            XCTAssertLessThan(drawn.edge, 70, "the box's edges at \(openView.box) in the track's colour")
+            XCTAssertGreaterThan(drawn.inside, drawn.edge + 30, "edges \(drawn.edge), inside \(drawn.inside)")
+        }
+
+        // The first event to end among the last few that started (so that it is still kept): once it has ended, its
+        // snapshot is the frame of the best of the detections that carried its track id.
+        var starts: [Int] = []
+        var endedID: Int?
+        func consider(_ record: [String: Any]) {
+            guard endedID == nil, let id = record["track_id"] as? Int else { return }
+            if record["type"] as? String == "object_start" {
+                starts.append(id)
+            } else if record["type"] as? String == "object_end", starts.suffix(kept / 2).contains(id) {
+                endedID = id
+            }
+        }
+        seen.forEach(consider)
+        while endedID == nil {
+            let next = subscriber.until(timeout: 120) { ["object_start", "object_end"].contains($0["type"] as? String ?? "") }
+            seen += next.seen
+            guard let record = next.match else { break }
+            seen.append(record)
+            consider(record)
+        }
+        let endedTrack = try XCTUnwrap(endedID, "an event that started and ended: \(starts)")
+        let endedPath = "/events/net-\(endedTrack)/snapshot.jpg"
+        let best = try XCTUnwrap(detections(of: endedTrack, in: seen).max { $0.score < $1.score }, "detections of track \(endedTrack)")
+        let final = try waitFor(endedPath, status: 200, timeout: 20)
+        XCTAssertEqual(final.status, 200, final.text)
+        XCTAssertEqual(final.headers["x-sightline-final"], "true", "\(final.headers)")
+        XCTAssertEqual(Double(final.headers["x-sightline-score"] ?? "") ?? -1, best.score, accuracy: 1e-5)
+        let finalFrame = try XCTUnwrap(final.headers["x-sightline-frame"].flatMap { Int($0) }, "\(final.headers)")
+        let bestView = try XCTUnwrap(detections(of: endedTrack, in: seen).first { $0.frame == finalFrame && $0.score == best.score },
+                                     "the snapshot's frame \(finalFrame) holds the best detection (\(best))")
+        let finalPicture = try decode(final.body)
+        XCTAssertEqual(finalPicture.width, 768)
+        XCTAssertEqual(finalPicture.height, 576)
+        if let drawn = boxDrawn(bestView.box, trackID: endedTrack, on: finalPicture) {
+            XCTAssertLessThan(drawn.edge, 70, "the box's edges at \(bestView.box) in the track's colour")
+            XCTAssertGreaterThan(drawn.inside, drawn.edge + 30, "edges \(drawn.edge), inside \(drawn.inside)")
+        }
+        let events = try get("/api/events?source=net&limit=200")
+        let listed = try XCTUnwrap(JSONSerialization.jsonObject(with: events.body) as? [[String: Any]], events.text)
+        XCTAssertTrue(listed.contains { $0["track_id"] as? Int == endedTrack && $0["snapshot"] as? String == endedPath }, events.text)
+
+        // `kept` events after it, its snapshot is no longer kept; the latest event's is.
+        let position = starts.firstIndex(of: endedTrack) ?? 0
+        while starts.count < position + 1 + kept {
+            guard let id = subscriber.until(timeout: 120, { $0["type"] as? String == "object_start" }).match?["track_id"] as? Int else { break }
+            starts.append(id)
+        }
+        XCTAssertEqual(starts.count, position + 1 + kept, "\(kept) more events: \(starts)")
+        let evicted = try waitFor(endedPath, status: 404, timeout: 20)
+        XCTAssertEqual(evicted.status, 404, "the snapshot is no longer kept")
+        XCTAssertTrue(evicted.text.contains("no longer kept"), evicted.text)
+        if let last = starts.last {
+            XCTAssertEqual(try waitFor("/events/net-\(last)/snapshot.jpg", status: 200, timeout: 20).status, 200, "the latest event's is")
+        }
+        let afterwards = try XCTUnwrap(JSONSerialization.jsonObject(with: try get("/api/events?source=net&limit=200").body) as? [[String: Any]])
+        XCTAssertFalse(afterwards.contains { $0["track_id"] as? Int == endedTrack && $0["snapshot"] != nil }, "no address for an evicted snapshot")
+
+        // Ids that name no kept event, or are no event id at all: 404 with a reason, and the server goes on.
+        for id in ["net-999999", "nope-1", "net", "net-0", "net-x", "net-1x", "-3"] {
+            let reply = try get("/events/\(id)/snapshot.jpg")
+            XCTAssertEqual(reply.status, 404, id)
+            XCTAssertFalse(reply.text.isEmpty, id)
+        }
+        XCTAssertEqual(try get("/healthz").status, 200)
+        process.signal(SIGTERM)
+        XCTAssertEqual(process.wait(timeout: 30), 0, process.stderr)
+        _ = stream
+    }
+
     func testStreamClientsBeyondTheLimitGet503AndDetectionGoesOn() throws {
         let (stream, url) = try daemon.serveStream()
         let process = try daemon.start(input: url, maxStreamClients: 10)
@@ -242,13 +381,13 @@ final class HTTPDaemonHarness {
         return (server, url)
     }
 
-    func start(input: String, maxStreamClients: Int = 10) throws -> BackgroundProcess {
+    func start(input: String, maxStreamClients: Int = 10, snapshots: Int = 50) throws -> BackgroundProcess {
         try """
         threshold: 0.5
         workers: 2
         heartbeat_seconds: 0
         socket: { path: \(socketPath), mode: "0600" }
-        http: { listen: "127.0.0.1:\(httpPort)", preview_fps: 5, max_stream_clients: \(maxStreamClients), stale_seconds: 2 }
+        http: { listen: "127.0.0.1:\(httpPort)", preview_fps: 5, max_stream_clients: \(maxStreamClients), stale_seconds: 2, snapshots: \(snapshots) }
         sources:
           - { name: net, input: "\(input)", io_timeout: 120 }
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
