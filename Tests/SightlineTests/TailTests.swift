@@ -78,6 +78,25 @@ final class TailTests: XCTestCase {
         XCTAssertEqual(raw.stdout, rawExpected, "--raw passes every line on unchanged")
     }
 
+    /// Records the daemon sent before it answered the subscription were not filtered by it: `tail --events` drops them.
+    func testWhatComesBeforeSubscribedIsNotPrintedForASubscription() throws {
+        let path = dir.appendingPathComponent("t.sock").path
+        let listener = try listen(path)
+        defer { close(listener) }
+        let tail = try BackgroundProcess(binary, ["tail", "--once", "--raw", "--events", path])
+        let connection = try accept(listener, timeout: 120)
+        let subscribed = #"{"type":"subscribed","types":["object_start","object_end","presence"],"sources":null,"time":"2026-11-22T22:15:49.500Z"}"#
+        let sent = [Self.transcript[0], Self.transcript[1], subscribed, Self.transcript[5], Self.transcript[6]]
+        let bytes = Array(sent.map { $0 + "\n" }.joined().utf8)
+        XCTAssertEqual(bytes.withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }, bytes.count)
+        close(connection)
+        XCTAssertEqual(tail.wait(timeout: 120), 1, tail.stderr)
+        let expected = [Self.transcript[0], subscribed, Self.transcript[5], Self.transcript[6]].map { $0 + "\n" }.joined()
+        let deadline = Date().addingTimeInterval(120)
+        while tail.stdout != expected && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertEqual(tail.stdout, expected, "the detections record before subscribed is not printed")
+    }
+
     private func listen(_ path: String) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_un()
