@@ -64,7 +64,7 @@ final class DaemonProcessTests: XCTestCase {
     func testStalledSubscriberGetsALagRecord() throws {
         // stuck_seconds far beyond the stall: this stalled subscriber must be told it lags, not cut off, however long
         // the run takes on a loaded machine.
-        try writeConfig(queueLimit: 64, stuckSeconds: 3600, sources: """
+        try writeConfig(queueLimit: 1024, stuckSeconds: 3600, sources: """
           - name: fast
             input: \(TestPaths.media("vtest.avi"))
             realtime: true
@@ -76,16 +76,16 @@ final class DaemonProcessTests: XCTestCase {
         setsockopt(stalled.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
         let reader = try LineSubscriber(path: scratch.socketPath)
         // The reader keeps up with everything (its queue absorbs the moments a loaded machine keeps it from reading)
-        // while the stalled one sleeps through the records: 300 records are far more than its queue (64) and socket
+        // while the stalled one sleeps through the records: 1200 records are more than its queue (1024) and socket
         // buffers hold. The stall lasts beyond the default stuck_seconds (30 s), so
         // the setting is seen to be applied (load can only lengthen it).
         let stallEnds = Date().addingTimeInterval(35)
         var detected = 0
         let read = reader.until(idle: 120) { record in
             if record["type"] as? String == "detections" { detected += 1 }
-            return detected >= 300 && Date() > stallEnds
+            return detected >= 1200 && Date() > stallEnds
         }
-        XCTAssertNotNil(read.match, "the reading subscriber got 300 records (\(detected))")
+        XCTAssertNotNil(read.match, "the reading subscriber got 1200 records (\(detected))")
         XCTAssertEqual(read.seen.filter { $0["type"] as? String == "lag" }.count, 0, "the reader never lagged")
         let lag = stalled.until(idle: 60) { ["lag", "error"].contains($0["type"] as? String) }
         let lagRecord = try XCTUnwrap(lag.match, "a stalled subscriber is told it lost records")
