@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "Sink", dependencies: ["Values"]),
         .target(name: "Tracking", dependencies: ["Values"]),
         .target(name: "Annotate", dependencies: ["CFFmpeg", "Values"]),
-        .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "MQTT", dependencies: ["CMosquitto", "Values", .product(name: "Logging", package: "swift-log")]),
         .target(name: "HTTP", dependencies: [
             "Annotate", "Capture", "Detector", "Sink", "Tracking", "Values",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -53,7 +53,7 @@ let package = Package(
         ]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "ValuesTests", dependencies: ["Values"]),
+        .testTarget(name: "ValuesTests", dependencies: ["Values", "TestSupport"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "Values", "TestSupport"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Capture", "Values", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FrameRingTests", dependencies: ["FrameRing", "Sink", "Values"]),

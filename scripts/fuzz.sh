@@ -20,6 +20,7 @@ for harness in "${harnesses[@]}"; do
     SIGHTLINE_FUZZ=1 "${build[@]}" --product "$(product "$harness")"
 done
 bin="$(SIGHTLINE_FUZZ=1 "${build[@]}" --show-bin-path)"
+python3 fuzz/make_graph_seeds.py fuzz/corpus/model  # the model seeds are written, not committed
 
 status=0
 for harness in "${harnesses[@]}"; do

@@ -4,10 +4,10 @@
 The detector must run the SSD MobileNet family as people export it, not just the one graph it ships
 with. This script makes one frozen graph per exporter variant that users bring (random weights with
 non-trivial BatchNorm statistics, so that every layer matters), with the Object Detection API's own
-model builder and TF1 exporter, then runs each graph with TensorFlow and writes, into
-Tests/DetectorTests/Fixtures/models/:
+model builder and TF1 exporter, then runs each graph with TensorFlow and writes, into --out-dir
+(scripts/test.sh makes them in .cache/fixtures/odapi, for ModelFamilyTests; no model file is committed):
 
-  <name>.pb              the frozen graph (conv weights on a coarse grid, so git stores it compressed)
+  <name>.pb              the frozen graph (conv weights on a coarse grid)
   <name>.json            sidecar, only where the variant needs one (base_anchor_size, labels)
   <name>.reference.json  what TensorFlow computed: detections, shapes, where the raw outputs are
   <name>.reference.f32   raw outputs as little-endian float32: box encodings (`concat:0`), class logits
@@ -20,11 +20,10 @@ The raw outputs are for such an image of exactly the network's input size (the r
 identity); detections are for one of another size (the graph's own resize), except for the
 static-shape export, which only takes its fixed size.
 
-Setup (about 3 GB; exporting one graph takes 1-2 minutes on 2 cores):
+Every variant has its own seed, and with the pinned packages scripts/test.sh installs (about 2.5 GB, in
+.cache/venv-odapi) the same graphs and references come out on every run. By hand:
 
-    python3 -m venv /tmp/odenv && /tmp/odenv/bin/pip install tensorflow-cpu==2.21.0 tf-keras==2.21.0 \\
-        tf-slim scipy contextlib2 six matplotlib pillow
-    nice -n 19 /tmp/odenv/bin/python scripts/make_odapi_fixtures.py [--only NAME] [--references-only]
+    .cache/venv-odapi/bin/python scripts/make_odapi_fixtures.py --out-dir DIR [--only NAME] [--references-only]
 
 The Object Detection API comes from PyPI's sdist `tf-models-research-object-detection==2.8.0.post1`
 (downloaded and unpacked into --work, not installed: installing it pulls in tf-models-official), patched
@@ -48,7 +47,7 @@ import tempfile
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_OUT = os.path.join(REPO, "Tests", "DetectorTests", "Fixtures", "models")
+DEFAULT_OUT = os.path.join(REPO, ".cache", "fixtures", "odapi")
 SDIST = "tf-models-research-object-detection==2.8.0.post1"
 SDIST_DIR = "tf_models_research_object_detection-2.8.0.post1"
 
@@ -186,6 +185,9 @@ def make_checkpoint(tf, pipeline, variant, prefix, rng):
     from object_detection.builders import model_builder
     graph = tf.Graph()
     with graph.as_default():
+        # The graph-level seed belongs to this graph (set on the default graph, it would not reach it): with it, the
+        # same variant gives the same weights, graph and references on every run.
+        tf.compat.v1.set_random_seed(variant["seed"])
         model = model_builder.build(pipeline.model, is_training=False)
         images = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3])
         preprocessed, shapes = model.preprocess(images)
@@ -388,7 +390,6 @@ def main():
             write_reference(tf, graph, variant, args.out_dir, name)
             continue
         rng = np.random.default_rng(variant["seed"])
-        tf.compat.v1.set_random_seed(variant["seed"])
         pipeline = pipeline_for(variant)
         work = tempfile.mkdtemp(dir=args.work)
         norms = make_checkpoint(tf, pipeline, variant, os.path.join(work, "model.ckpt"), rng)

@@ -101,16 +101,7 @@ extension ConfigReader {
             return substitute(written, node, "\(path).password")
         }
         guard let node = fields["password_file"], let file = self.path(node, "\(path).password_file") else { return nil }
-        guard let data = FileManager.default.contents(atPath: file) else {
-            problem(node, "\(path).password_file", FileManager.default.fileExists(atPath: file) ? "cannot read \(file)" : "no such file \(file)")
-            return nil
-        }
-        guard var value = String(data: data, encoding: .utf8) else {
-            problem(node, "\(path).password_file", "\(file) is not UTF-8 text")
-            return nil
-        }
-        if value.hasSuffix("\r\n") { value.removeLast(1) } else if value.hasSuffix("\n") { value.removeLast() }
-        return value
+        return secret(inFile: file, node, "\(path).password_file")
     }
 
     /// A file that exists and can be read (resolved against the config's directory).

@@ -116,17 +116,7 @@ struct ConfigReader {
                 return nil
             }
             let file = URL(fileURLWithPath: directory).appendingPathComponent(String(name)).path
-            guard let data = FileManager.default.contents(atPath: file) else {
-                let reason = FileManager.default.fileExists(atPath: file) ? "cannot read" : "no such file"
-                problem(node, path, "credential \"\(name)\": \(reason) \(file)")
-                return nil
-            }
-            guard var value = String(data: data, encoding: .utf8) else {
-                problem(node, path, "credential \"\(name)\": \(file) is not UTF-8 text")
-                return nil
-            }
-            if value.hasSuffix("\r\n") { value.removeLast(1) } else if value.hasSuffix("\n") { value.removeLast() }
-            return value
+            return secret(inFile: file, node, path, subject: "credential \"\(name)\": ")
         }
         guard isName(Substring(reference)), !reference.contains("-"), !reference.contains("."),
               !(reference.first?.isNumber ?? true) else {
@@ -280,4 +270,22 @@ extension Node {
 
     /// The resolved tag (plain scalars are typed by their text; quoted ones are strings).
     var tagName: Tag.Name { Tag.Name(rawValue: tag.rawValue) }
+}
+
+extension ConfigReader {
+    /// A secret kept in a file (a systemd credential, `mqtt.password_file`): its UTF-8 text without one trailing
+    /// newline. `subject` starts the problem's message, e.g. `credential "db": `.
+    mutating func secret(inFile file: String, _ node: Node, _ path: String, subject: String = "") -> String? {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            let reason = FileManager.default.fileExists(atPath: file) ? "cannot read" : "no such file"
+            problem(node, path, "\(subject)\(reason) \(file)")
+            return nil
+        }
+        guard var value = String(data: data, encoding: .utf8) else {
+            problem(node, path, "\(subject)\(file) is not UTF-8 text")
+            return nil
+        }
+        if value.hasSuffix("\r\n") { value.removeLast(1) } else if value.hasSuffix("\n") { value.removeLast() }
+        return value
+    }
 }

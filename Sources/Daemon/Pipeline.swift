@@ -117,8 +117,10 @@ public final class Pipeline: Sendable {
         }
     }
 
-    /// Builds `threads` detectors over `model` and starts their worker threads.
-    public init(model: Model, threads: Int, thresholds: Thresholds,
+    /// Builds `threads` detectors over `model` and starts their worker threads. `sourceThresholds` are the sources'
+    /// own overrides by name; only `init` and `setThresholds` set them, never `add`, so a reload that lands while a
+    /// source is opening is not undone by the options it was opened with.
+    public init(model: Model, threads: Int, thresholds: Thresholds, sourceThresholds: [String: SourceThresholds] = [:],
                 onSourceEvent: @escaping @Sendable (SourceEvent) -> Void = { _ in },
                 frameTap: FrameTap? = nil,
                 emit: @escaping @Sendable (Record.Detections) -> Void) throws {
@@ -126,7 +128,9 @@ public final class Pipeline: Sendable {
         sink = OrderedSink(emit: emit, laneFinished: { _, event in
             if let event { onSourceEvent(event) }
         })
-        state = Mutex(State(thresholds: thresholds))
+        var initial = State(thresholds: thresholds)
+        initial.thresholdsChanged(global: thresholds, sources: sourceThresholds)
+        state = Mutex(initial)
         self.frameTap = frameTap
         let detectors = try (0..<threads).map { _ in try model.makeDetector() }
         workerCount = detectors.count
@@ -142,7 +146,7 @@ public final class Pipeline: Sendable {
         }
     }
 
-    /// The top-level thresholds; sources added with their own `thresholds` keep their overrides on top.
+    /// The top-level thresholds; the sources' own overrides stay on top.
     public var currentThresholds: Thresholds {
         get { state.withLock { $0.thresholds } }
         set { state.withLock { $0.thresholdsChanged(global: newValue, sources: $0.sourceThresholds) } }
@@ -165,11 +169,6 @@ public final class Pipeline: Sendable {
     public func add(_ options: SourceOptions, opener: SourceOpener = Pipeline.openDefault,
                     admit: (_ lane: Int, _ live: Bool) -> Bool = { _, _ in true }) throws -> Int? {
         let source = try opener(options)
-        state.withLock {
-            var sources = $0.sourceThresholds
-            sources[options.name] = options.thresholds
-            $0.thresholdsChanged(global: $0.thresholds, sources: sources)
-        }
         let live = source.isLive || options.realtime
         let policy = options.policy ?? (live ? .latest : .lossless)
         let capacity = options.ringCapacity ?? (policy == .latest ? 1 : 2 * max(workerCount, 1) + 2)

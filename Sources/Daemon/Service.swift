@@ -76,6 +76,7 @@ public final class Service: Sendable {
         if let http { frameTap = { frame, detections in http.tap(frame, detections: detections) } }
         do {
             pipeline = try Pipeline(model: model, threads: config.workerCount, thresholds: config.detectorThresholds,
+                                    sourceThresholds: Dictionary(config.sources.map { ($0.name, $0.thresholds) }) { $1 },
                                     onSourceEvent: { event in
                                         switch event {
                                         case .ended(let name, let lane, let live):

@@ -1,3 +1,5 @@
+import Values
+
 /// The daemon's source supervision as plain state: which sources to open, when to retry one that went down,
 /// when each is due a heartbeat, and how a reload restarts or removes them. It touches nothing itself: `Service`
 /// feeds it events with the time they happened and performs the actions it returns, so every rule here is
@@ -183,13 +185,10 @@ struct SourceSupervisor {
         return parts.joined(separator: ", ")
     }
 
-    /// The wait in seconds before reopening a source that failed `failures` times in a row: 1, 2, 4 ... up to
-    /// `reconnectMax`, each +-20 % (so sources that fail together do not retry together). The factor in [0.8, 1.2)
-    /// comes from the top 53 bits of one draw of `random`.
+    /// The wait in seconds before reopening a source that failed `failures` times in a row (`Backoff`, up to
+    /// `reconnectMax`).
     mutating func backoff(failures: Int) -> Double {
-        let base = min(settings.reconnectMax / .seconds(1), Double(1 << min(max(failures, 1) - 1, 32)))
-        let unit = Double(random.next() >> 11) / Double(UInt64(1) << 53)
-        return base * (0.8 + 0.4 * unit)
+        Backoff.seconds(failures: failures, ceiling: settings.reconnectMax / .seconds(1), random: &random)
     }
 
     // MARK: Transitions

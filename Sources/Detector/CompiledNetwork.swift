@@ -29,7 +29,7 @@ final class CompiledNetwork: @unchecked Sendable {
     let spec: NetworkSpec
     let precision: Precision
     /// Element type of each tensor: f32 input and head outputs in every precision, the rest in `precision`
-    /// (int8: u8 after ReLU6, s8 otherwise).
+    /// (int8: u8 after ReLU6 and, offset by 128, for linear bottlenecks; s8 for the network input).
     let tensorTypes: [dnnl_data_type_t]
     /// Converts the f32 network input into tensor 0's type (nil in f32, where the input is tensor 0 itself).
     let inputConversion: dnnl_primitive_desc_t?
@@ -104,22 +104,35 @@ final class CompiledNetwork: @unchecked Sendable {
         dnnl_engine_destroy(engine)
     }
 
-    /// Element types and, for int8, the scale of each tensor (real value = scale x stored value) and of each
-    /// layer's weights (per output channel, symmetric: the channel's largest |weight| maps to 127).
+    /// Element types and, for int8, the scale of each tensor (real value = scale x (stored value - zero point)) and
+    /// of each layer's weights (per output channel, symmetric: the channel's largest |weight| maps to 127).
     struct Quantization {
         let types: [dnnl_data_type_t]
         let scales: [Float]
+        /// 128 for a signed tensor stored as u8 (a linear bottleneck read only by 1x1 convolutions and residual adds),
+        /// else 0. VNNI multiplies u8 by s8: an s8 source costs oneDNN a compensation pass per load (the expansions
+        /// took about 10 % longer on s8 than on u8), while a 1x1 convolution, which never pads, folds the offset into its bias.
+        let zeroPoints: [Int32]
         let weightScales: [[Float]]
 
         init(spec: NetworkSpec, precision: Precision, activationRanges: [Float]?) throws(ModelError) {
             var outputs = Set<Int>()
             for head in spec.heads { outputs.formUnion([head.boxEncodings, head.classLogits]) }
             let relu6 = Set(spec.convolutions.filter { $0.postOps.contains(.relu6) }.map(\.output))
+            var readByPaddingConvolution: Set<Int> = [0]
+            for conv in spec.convolutions where conv.kernelHeight > 1 || conv.kernelWidth > 1
+                || conv.padTop + conv.padBottom + conv.padLeft + conv.padRight > 0 {
+                readByPaddingConvolution.insert(conv.input)
+            }
+            let offset = spec.tensors.indices.map { t in
+                precision == .int8 && !outputs.contains(t) && !relu6.contains(t) && !readByPaddingConvolution.contains(t)
+            }
+            zeroPoints = offset.map { $0 ? 128 : 0 }
             types = spec.tensors.indices.map { t in
                 switch precision {
                 case .f32: dnnl_f32
                 case .bf16: outputs.contains(t) ? dnnl_f32 : dnnl_bf16
-                case .int8: outputs.contains(t) ? dnnl_f32 : relu6.contains(t) ? dnnl_u8 : dnnl_s8
+                case .int8: outputs.contains(t) ? dnnl_f32 : relu6.contains(t) || offset[t] ? dnnl_u8 : dnnl_s8
                 }
             }
             guard precision == .int8 else {
@@ -130,11 +143,10 @@ final class CompiledNetwork: @unchecked Sendable {
             guard let ranges = activationRanges, ranges.count == spec.tensors.count else {
                 throw .engine("int8 needs activation ranges for all \(spec.tensors.count) tensors")
             }
-            scales = zip(ranges, types).enumerated().map { t, pair in
-                let (range, type) = pair
+            scales = ranges.enumerated().map { t, range in
                 if outputs.contains(t) { return 1 }
                 let clipped = relu6.contains(t) ? min(range, 6) : range
-                return max(clipped, 1e-6) / (type == dnnl_u8 ? 255 : 127)
+                return max(clipped, 1e-6) / (relu6.contains(t) ? 255 : 127)
             }
             weightScales = spec.convolutions.map { conv in
                 let perChannel = conv.weights.count / conv.bias.count
@@ -205,29 +217,72 @@ final class CompiledNetwork: @unchecked Sendable {
             let strides: [Int64] = [Int64(conv.strideHeight), Int64(conv.strideWidth)]
             let pd = try DNNL.convolution(source: &src, weights: &anyWeights, bias: &bias, destination: &dst, strides: strides,
                                           padBefore: [Int64(padTop), Int64(conv.padLeft)], padAfter: [Int64(padBottom), Int64(conv.padRight)],
-                                          attributes: attr, engine: engine, name: conv.name)
+                                          attributes: attr, engine: engine, name: conv.name,
+                                          // oneDNN 2.6 picks brdgmm_dw first; its jit_int8 / jit_dw kernels ran every depthwise
+                                          // layer of this network about 20 % (int8) and 10 % (bf16) faster. f32 is left as it was.
+                                          avoiding: conv.depthwise && inType != dnnl_f32 ? "brdgmm" : nil)
             let weightsMD = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!.pointee
             let weights = try weightsBuffer(layer, layout: weightsMD, userDims: userWeightsDims)
             kernels.append(Kernel(layer: layer, primitiveDescriptor: pd, source: src, destination: dst, weights: weights,
-                                  weightsDescriptor: weightsMD, bias: biasBuffer(layer), biasDescriptor: bias,
+                                  weightsDescriptor: weightsMD, bias: try biasBuffer(layer, weights: weights, layout: weightsMD), biasDescriptor: bias,
                                   implementation: DNNL.implementationName(pd)))
             byKey[key] = kernels.count - 1
             return kernels.count - 1
         }
 
-        private mutating func biasBuffer(_ layer: Int) -> UnsafeMutableRawPointer {
+        /// The layer's bias as its kernel wants it; int8 needs the layer's quantized `weights` (in `layout`) to fold
+        /// an input offset in.
+        private mutating func biasBuffer(_ layer: Int, weights: UnsafeMutableRawPointer, layout: dnnl_memory_desc_t) throws(ModelError) -> UnsafeMutableRawPointer {
             if let known = biases[layer] { return known }
-            var values = spec.convolutions[layer].bias
-            if quantization.types[spec.convolutions[layer].input] == dnnl_s8 || quantization.types[spec.convolutions[layer].input] == dnnl_u8 {
+            let conv = spec.convolutions[layer]
+            var values = conv.bias
+            if quantization.types[conv.input] == dnnl_s8 || quantization.types[conv.input] == dnnl_u8 {
                 // oneDNN 2.x adds an int8 convolution's bias to the s32 accumulator, before the output scales.
-                let inScale = quantization.scales[spec.convolutions[layer].input]
-                values = zip(values, quantization.weightScales[layer]).map { $0 / (inScale * $1) }
+                let q = quantization
+                let inScale = q.scales[conv.input], outScale = q.scales[conv.output]
+                values = zip(values, q.weightScales[layer]).map { $0 / (inScale * $1) }
+                // Offsets, folded in accumulator units: the input's (each stored input is 128 too large), then the
+                // output's (+128), less the offset the residual add carries in (its scale x its zero point).
+                if q.zeroPoints[conv.input] != 0 {
+                    let sums = try quantizedWeightSums(layer, weights: weights, layout: layout)
+                    values = zip(values, sums).map { $0 - Float(q.zeroPoints[conv.input]) * Float($1) }
+                }
+                let residualOffset = conv.residual.map { Float(q.zeroPoints[$0]) * q.scales[$0] / outScale } ?? 0
+                let outputOffset = Float(q.zeroPoints[conv.output]) - residualOffset
+                if outputOffset != 0 {
+                    values = zip(values, q.weightScales[layer]).map { $0 + outputOffset / (inScale * $1 / outScale) }
+                }
             }
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: values.count * 4, alignment: 64)
             values.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             ownedBuffers.append(buffer)
             biases[layer] = buffer
             return buffer
+        }
+
+        /// Per output channel, the sum of a 1x1 layer's s8 weights exactly as its kernel holds them (read back from
+        /// `layout` into plain order): what an input offset of 1 adds to each accumulator.
+        private func quantizedWeightSums(_ layer: Int, weights: UnsafeMutableRawPointer, layout: dnnl_memory_desc_t) throws(ModelError) -> [Int32] {
+            let conv = spec.convolutions[layer]
+            let outputs = conv.bias.count, perChannel = conv.weights.count / outputs
+            let plain = UnsafeMutableRawPointer.allocate(byteCount: conv.weights.count, alignment: 64)
+            defer { plain.deallocate() }
+            let dims = [outputs, perChannel, conv.kernelHeight, conv.kernelWidth]
+            let reorder = try DNNL.reorder(from: layout, to: try DNNL.descriptor(dims, dnnl_oihw, dnnl_s8), scale: nil, engine: engine)
+            defer { dnnl_primitive_desc_destroy(reorder) }
+            let from = try DNNL.memory(layout, engine, weights), to = try DNNL.memory(try DNNL.descriptor(dims, dnnl_oihw, dnnl_s8), engine, plain)
+            defer {
+                dnnl_memory_destroy(from)
+                dnnl_memory_destroy(to)
+            }
+            var primitive: dnnl_primitive_t? = nil
+            try DNNL.check(dnnl_primitive_create(&primitive, reorder), "reading back the weights of \(conv.name)")
+            defer { dnnl_primitive_destroy(primitive) }
+            var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
+            try DNNL.check(dnnl_primitive_execute(primitive, stream, 2, &args), "reading back the weights of \(conv.name)")
+            try DNNL.check(dnnl_stream_wait(stream), "reading back the weights of \(conv.name)")
+            let values = plain.assumingMemoryBound(to: Int8.self)
+            return (0..<outputs).map { c in (0..<perChannel).reduce(Int32(0)) { $0 + Int32(values[c * perChannel + $1]) } }
         }
 
         /// The layer's weights in `layout`, reordered (and converted; for int8 divided by the channel's scale and

@@ -18,14 +18,33 @@ enum DNNL {
         return md
     }
 
-    /// A convolution's primitive descriptor (oneDNN 2.x: an operation descriptor first, then the primitive descriptor).
+    /// A convolution's primitive descriptor (oneDNN 2.x: an operation descriptor first, then the primitive descriptor):
+    /// oneDNN's first choice, or its first one whose implementation name does not contain `avoiding`.
     static func convolution(source: inout dnnl_memory_desc_t, weights: inout dnnl_memory_desc_t, bias: inout dnnl_memory_desc_t,
                             destination: inout dnnl_memory_desc_t, strides: [Int64], padBefore: [Int64], padAfter: [Int64],
-                            attributes: dnnl_primitive_attr_t?, engine: dnnl_engine_t, name: String) throws(ModelError) -> dnnl_primitive_desc_t {
+                            attributes: dnnl_primitive_attr_t?, engine: dnnl_engine_t, name: String,
+                            avoiding: String? = nil) throws(ModelError) -> dnnl_primitive_desc_t {
         var desc = dnnl_convolution_desc_t()
         try check(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
                                                      &source, &weights, &bias, &destination, strides, padBefore, padAfter),
                   "convolution \(name)")
+        if let avoiding {
+            // oneDNN's own order, minus `avoiding`, unless only a reference implementation is left.
+            var iterator: dnnl_primitive_desc_iterator_t? = nil
+            try check(dnnl_primitive_desc_iterator_create(&iterator, &desc, attributes, engine, nil), "primitive for \(name)")
+            defer { dnnl_primitive_desc_iterator_destroy(iterator) }
+            var first: dnnl_primitive_desc_t? = nil
+            repeat {
+                guard let candidate = dnnl_primitive_desc_iterator_fetch(iterator) else { break }
+                let implementation = implementationName(candidate)
+                if !implementation.contains(avoiding) && !implementation.contains("ref") {
+                    if let first { dnnl_primitive_desc_destroy(first) }
+                    return candidate
+                }
+                if first == nil { first = candidate } else { dnnl_primitive_desc_destroy(candidate) }
+            } while dnnl_primitive_desc_iterator_next(iterator) == dnnl_success
+            if let first { return first }
+        }
         var pd: dnnl_primitive_desc_t? = nil
         try check(dnnl_primitive_desc_create(&pd, &desc, attributes, engine, nil), "primitive for \(name)")
         return pd!

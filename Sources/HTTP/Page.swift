@@ -1,6 +1,7 @@
 /// The page at `/`: plain HTML, CSS and a little JavaScript, shipped inside the binary.
 /// Each source's picture reloads itself (latest.jpg, a new one as soon as the last has loaded and 200 ms passed),
-/// and the status line under it polls /api/sources every second.
+/// and the status line under it polls /api/sources every second; the recent events below (/api/events) link to
+/// their snapshots.
 enum Page {
     static let html = #"""
     <!doctype html>
@@ -22,12 +23,14 @@ enum Page {
       .state { padding: 0 6px; border-radius: 3px; }
       .up { background: #1e6b34; } .down { background: #8a1f1f; } .opening, .finished { background: #555; }
       #empty { padding: 16px; }
+      #events { padding: 0 16px 16px; } #events a { color: #8ab4f8; }
     </style>
     </head>
     <body>
     <header><h1>Sightline</h1><span id="health"></span><a href="/metrics">metrics</a><a href="/api/sources">api</a></header>
     <main id="sources"></main>
     <div id="empty" hidden>No sources configured.</div>
+    <section id="events"></section>
     <script>
     "use strict";
     const cards = new Map();
@@ -69,6 +72,18 @@ enum Page {
           if (s.reason) cells.push(cell(s.reason));
           status.replaceChildren(...cells);
         }
+        const events = (await (await fetch("/api/events?limit=10")).json()).reverse();
+        document.getElementById("events").replaceChildren(...events.map(e => {
+          const line = document.createElement("div");
+          line.append(cell(e.time + " " + e.source + " " + e.label + " #" + e.track_id + " " + (e.type === "object_start" ? "appeared" : "left") + " "));
+          if (e.snapshot) {
+            const link = document.createElement("a");
+            link.href = e.snapshot;
+            link.textContent = "snapshot";
+            line.append(link);
+          }
+          return line;
+        }));
         const health = await fetch("/healthz");
         document.getElementById("health").textContent = health.ok ? "healthy" : (await health.text()).trim();
       } catch (error) {

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Values
 
 /// The publisher thread's view of its broker connection: one `MosquittoConnection` per attempt, the backoff
 /// between attempts, and the messages handed to libmosquitto but not yet delivered (put back in the queue if
@@ -136,10 +137,11 @@ struct Link {
         inFlight.removeAll()
         unsent.removeAll()
         failures += 1
-        let base = min(MQTTPublisher.reconnectMaxSeconds, Double(1 << min(failures - 1, 16)))
-        let delay = base * Double.random(in: 0.8...1.2)
+        var random = SystemRandomNumberGenerator()
+        let delay = Backoff.seconds(failures: failures, ceiling: MQTTPublisher.reconnectMaxSeconds, random: &random)
         retryAt = .now + .milliseconds(Int(delay * 1000))
-        if lastError != reason || failures == 1 || base == MQTTPublisher.reconnectMaxSeconds {
+        // Log a new reason, the first failure, and every retry once the waits reach the ceiling (>= 0.8 of it).
+        if lastError != reason || failures == 1 || delay >= 0.8 * MQTTPublisher.reconnectMaxSeconds {
             logger.warning("MQTT broker unavailable", metadata: ["broker": "\(settings.host):\(settings.port)",
                                                                  "reason": "\(reason)", "retry_in_s": "\(String(format: "%.1f", delay))"])
         }

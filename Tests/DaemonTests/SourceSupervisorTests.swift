@@ -1,4 +1,5 @@
 @testable import Daemon
+import TestSupport
 import XCTest
 
 /// The source supervisor's rules, driven event by event with made-up times and a chosen random source:
@@ -12,7 +13,7 @@ final class SourceSupervisorTests: XCTestCase {
     func at(_ seconds: Double) -> ContinuousClock.Instant { t0 + .seconds(seconds) }
 
     func supervisor(_ sources: [SourceOptions], heartbeat: Duration? = nil, reconnectMax: Duration = .seconds(30),
-                    random: any RandomNumberGenerator & Sendable = SplitMix(seed: 7)) -> Supervisor {
+                    random: any RandomNumberGenerator & Sendable = SplitMix64(seed: 7)) -> Supervisor {
         Supervisor(sources: sources, settings: .init(heartbeat: heartbeat, reconnectMax: reconnectMax), now: t0, random: random)
     }
 
@@ -302,19 +303,6 @@ final class SourceSupervisorTests: XCTestCase {
     }
 
     func isHeartbeat(_ action: Supervisor.Action) -> Bool { if case .heartbeat = action { true } else { false } }
-}
-
-/// SplitMix64: a seeded generator, so a run with "random" jitter is the same every time.
-struct SplitMix: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// The same draw every time: 0 is the lowest jitter, `.max` the highest.

@@ -1,4 +1,6 @@
-import Daemon
+@testable import Daemon
+import Detector
+import TestSupport
 import Values
 import XCTest
 
@@ -22,6 +24,24 @@ final class ThresholdAndReloadTests: XCTestCase {
         XCTAssertEqual(global.overridden(by: own[2]),
                        Thresholds(defaultScore: 0.5, perLabel: ["person": 0.6, "car": 0.9]))
         XCTAssertEqual(global.overridden(by: SourceThresholds()), global)
+    }
+
+    /// A reload that lands while a source is still opening (opening can take seconds): the source is filtered with
+    /// the reloaded thresholds, not with those of the configuration it was opened from.
+    func testThresholdsReloadedWhileASourceOpensAreTheOnesItRunsWith() throws {
+        let opened = SourceThresholds(defaultScore: 0.9), reloaded = SourceThresholds(defaultScore: 0.2)
+        let pipeline = try Pipeline(model: try Model(path: TestPaths.model), threads: 1, thresholds: Thresholds(defaultScore: 0.5),
+                                    sourceThresholds: ["door": opened], emit: { _ in })
+        defer { pipeline.stop() }
+        XCTAssertEqual(pipeline.thresholds(for: "door"), Thresholds(defaultScore: 0.9))
+        var options = SourceOptions(name: "door", input: TestPaths.media("messi5.jpg"))
+        options.thresholds = opened
+        let lane = try pipeline.add(options, opener: { options in
+            pipeline.setThresholds(Thresholds(defaultScore: 0.5), sources: ["door": reloaded])
+            return try Pipeline.openDefault(options)
+        })
+        XCTAssertNotNil(lane)
+        XCTAssertEqual(pipeline.thresholds(for: "door"), Thresholds(defaultScore: 0.2))
     }
 
     func testThresholdChangesDoNotRestartASource() {

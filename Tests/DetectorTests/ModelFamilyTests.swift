@@ -7,7 +7,8 @@ import XCTest
 
 /// The SSD MobileNet family as users export it: small graphs made by the TF Object Detection API's own model
 /// builder and exporter (random weights, real BatchNorm statistics), against TensorFlow running them.
-/// Fixtures: scripts/make_odapi_fixtures.py (Fixtures/models/<name>.pb, .reference.json, .reference.f32).
+/// Fixtures: made by scripts/make_odapi_fixtures.py, which scripts/test.sh runs into .cache/fixtures/odapi
+/// (<name>.pb, .reference.json, .reference.f32; no model file is committed).
 final class ModelFamilyTests: XCTestCase {
     struct Reference {
         let json: [String: Any]
@@ -27,8 +28,15 @@ final class ModelFamilyTests: XCTestCase {
         }
     }
 
+    struct MissingFixture: Error, CustomStringConvertible {
+        let path: String
+        var description: String { "\(path) is missing: scripts/test.sh makes it (scripts/make_odapi_fixtures.py)" }
+    }
+
     static func fixture(_ name: String, _ suffix: String) throws -> URL {
-        try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/models/\(name)", withExtension: suffix), "fixture \(name).\(suffix)")
+        let url = TestPaths.repoRoot.appendingPathComponent(".cache/fixtures/odapi/\(name).\(suffix)")
+        guard FileManager.default.fileExists(atPath: url.path) else { throw MissingFixture(path: url.path) }
+        return url
     }
 
     static func reference(_ name: String) throws -> Reference {
@@ -59,12 +67,12 @@ final class ModelFamilyTests: XCTestCase {
         return zip(mine, theirs).map { abs($0 - $1) }.max() ?? 0
     }
 
-    /// How far float32 raw outputs may be from the float64 ones. Measured largest differences from float64
-    /// (boxes / logits), for Sightline, TensorFlow with its oneDNN kernels (the fixtures) and with
-    /// `TF_ENABLE_ONEDNN_OPTS=0` (Eigen): alpha 1.4: 1.23e-4 / 1.05e-4, 1.06e-4 / 0.90e-4, 1.02e-4 / 1.58e-4;
-    /// alpha 0.35: 1.7e-5 / 2.2e-5, 1.9e-5 / 2.3e-5, 1.6e-5 / 2.6e-5; V1: 5.8e-5 / 4.3e-5, 4.4e-5 / 5.9e-5,
-    /// 6.1e-5 / 1.02e-4. So 1e-4 is at float32's own rounding for the widest graph, where no two float32
-    /// implementations agree within it; this bound is one TF's own Eigen path would fail there.
+    /// How far float32 raw outputs may be from the float64 ones. Largest differences from float64 (boxes / logits)
+    /// measured on the fixtures `scripts/test.sh` makes, Sightline then TensorFlow's float32 (`tensorflow_f32_error`
+    /// in each reference): alpha 1.4: 0.96e-4 / 0.90e-4, 1.33e-4 / 1.65e-4; SSD-MobileNetV1: 1.12e-4 / 1.07e-4,
+    /// 0.88e-4 / 1.21e-4; alpha 0.35: 2.3e-5 / 3.5e-5, 1.8e-5 / 2.1e-5; SSD-MobileNetV2: 5.1e-5 / 5.2e-5,
+    /// 5.6e-5 / 3.9e-5. So 1e-4 is at float32's own rounding for the wider graphs, where TensorFlow itself misses
+    /// it; this bound is one TensorFlow's float32 would fail on alpha 1.4.
     static let exactTolerance: Float = 1.25e-4
 
     /// Loads fixture `name` and checks it against TensorFlow: input size and classes, the graph's own anchors, raw
@@ -132,12 +140,12 @@ final class ModelFamilyTests: XCTestCase {
 
     /// SSDLite-MobileNetV2, depth multiplier 1.4, non-square 96x128, exported with a static input shape
     /// (no resize node: the size is `image_tensor`'s shape); 3 classes and no labels.
-    /// Its raw outputs differ from TensorFlow's by up to 1.1e-4 (boxes) and 1.4e-4 (logits), not within issue 11's 1e-4:
-    /// that is float32 rounding over the 1.4x wider layers, not a mistake. TensorFlow's own two CPU paths (oneDNN and
-    /// Eigen kernels) differ from each other by 0.96e-4 and 1.34e-4 on this graph, and each is about 1e-4 from the
-    /// float64 result (see `exactTolerance`); the detections match as closely as the other variants'.
+    /// Its raw outputs differ from TensorFlow's by up to 1.2e-4 (boxes) and 2.4e-4 (logits), not within issue 11's
+    /// 1e-4: that is float32 rounding over the 1.4x wider layers, not a mistake. TensorFlow's own float32 logits are
+    /// 1.65e-4 from the float64 result and Sightline's 0.9e-4 (see `exactTolerance`), on opposite sides; the
+    /// detections match as closely as the other variants'.
     func testSSDLiteMobileNetV2Alpha140NonSquareStaticShape() throws {
-        let model = try checkAgainstTensorFlow("ssdlite_mobilenet_v2_a140_96x128_static", rawTolerance: 2e-4)
+        let model = try checkAgainstTensorFlow("ssdlite_mobilenet_v2_a140_96x128_static", rawTolerance: 2.5e-4)
         XCTAssertEqual(model.labels.name(for: 1), "class_1", "no COCO names for a 3-class graph")
         XCTAssertEqual(model.warnings.count, 1)
         XCTAssertTrue(model.warnings.first?.contains("no labels and 3 classes, not COCO's 90") ?? false, "\(model.warnings)")
@@ -145,8 +153,10 @@ final class ModelFamilyTests: XCTestCase {
 
     /// SSD-MobileNetV1 (not lite), depth multiplier 0.5, non-square 128x96, exported with input shape [1,-1,-1,3]
     /// (the resize outside any loop), base anchor size 0.8x1.2 and two labels for three classes in its sidecar.
+    /// Raw outputs within 1.2e-4 / 1.5e-4 of TensorFlow's: both are about 1e-4 from the float64 result (boxes
+    /// 1.12e-4 and 0.88e-4, logits 1.07e-4 and 1.21e-4, Sightline's first), so 1e-4 between them is not float32's to give.
     func testSSDMobileNetV1NonSquareWithBaseAnchorSize() throws {
-        let model = try checkAgainstTensorFlow("ssd_mobilenet_v1_a050_128x96")
+        let model = try checkAgainstTensorFlow("ssd_mobilenet_v1_a050_128x96", rawTolerance: 1.5e-4)
         XCTAssertEqual(model.settings.baseAnchorSize, [0.8, 1.2])
         XCTAssertEqual(model.labels.name(for: 2), "beta")
         XCTAssertEqual(model.labels.name(for: 3), "class_3")

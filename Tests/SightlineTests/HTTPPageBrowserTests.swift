@@ -32,6 +32,13 @@ final class HTTPPageBrowserTests: XCTestCase {
         let second = try screenshot("second.png")
         XCTAssertGreaterThan(first.count, 20_000, "the page shows a picture, not just text")
         XCTAssertNotEqual(first, second, "the preview is live")
+
+        // Once an event has a snapshot, the page's recent events link to it.
+        let deadline = Date().addingTimeInterval(60)
+        while try !server.get("/api/events").text.contains("\"snapshot\"") && Date() < deadline { Thread.sleep(forTimeInterval: 0.25) }
+        let dom = try runProcess(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(server.dir.appendingPathComponent("profile-dom").path)",
+                                            "--virtual-time-budget=2500", "--dump-dom", "http://127.0.0.1:\(server.httpPort)/"], timeout: 60)
+        XCTAssertTrue(dom.stdout.contains("href=\"/events/net-"), String(dom.stdout.suffix(2000)))
         daemon.signal(SIGTERM)
         XCTAssertEqual(daemon.wait(timeout: 120), 0, daemon.stderr)
         _ = stream
