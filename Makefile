@@ -8,11 +8,11 @@
 #
 # Installed files:
 #   $(BINDIR)/sightline
-#   $(UNITDIR)/sightline.service, sightline.socket   (ExecStart and config path substituted)
+#   $(UNITDIR)/sightline.service, sightline.socket, sightline-http.socket   (paths substituted; none enabled)
 #   $(SYSUSERSDIR)/sightline.conf                      (the service user; systemd-sysusers creates it, in DESTDIR too)
 #   $(SYSCONFDIR)/sightline/sightline.yaml             (only if absent: an edited config is never overwritten)
 #   $(DATADIR)/sightline/models/pedestrian-ssdlite/   (the default model and its int8 calibration; `scripts/setup.sh` makes them)
-#   $(DATADIR)/doc/sightline/                          (CONFIG.md, SCHEMA.md)
+#   $(DATADIR)/doc/sightline/                          (CONFIG.md, SCHEMA.md, HTTP.md)
 # INSTALL_SKIP_BUILD=1 installs the binary already in .build/release without building it first.
 
 PREFIX     ?= /usr/local
@@ -38,7 +38,7 @@ MODEL_SRC   := .cache/models/pedestrian-ssdlite
 MODEL_FILES := frozen_inference_graph.pb frozen_inference_graph.json frozen_inference_graph.calibration.json
 MODEL_DIR   := $(DATADIR)/sightline/models/pedestrian-ssdlite
 DOC_DIR     := $(DATADIR)/doc/sightline
-DOCS        := $(wildcard docs/CONFIG.md docs/SCHEMA.md)
+DOCS        := $(wildcard docs/CONFIG.md docs/SCHEMA.md docs/HTTP.md)
 CONFIG      := $(SYSCONFDIR)/sightline/sightline.yaml
 
 .PHONY: all build test install install-bin install-units install-user install-config install-model install-docs uninstall
@@ -69,6 +69,9 @@ install-units:
 		systemd/sightline.socket > $(DESTDIR)$(UNITDIR)/sightline.socket.tmp
 	chmod 0644 $(DESTDIR)$(UNITDIR)/sightline.socket.tmp
 	mv -f $(DESTDIR)$(UNITDIR)/sightline.socket.tmp $(DESTDIR)$(UNITDIR)/sightline.socket
+	sed -e 's|/usr/local/share/|$(DATADIR)/|g' systemd/sightline-http.socket > $(DESTDIR)$(UNITDIR)/sightline-http.socket.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sightline-http.socket.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/sightline-http.socket.tmp $(DESTDIR)$(UNITDIR)/sightline-http.socket
 
 install-user:
 	$(INSTALL) -d $(DESTDIR)$(SYSUSERSDIR)
@@ -111,7 +114,7 @@ install: install-bin install-units install-user install-config install-model ins
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/sightline
-	rm -f $(DESTDIR)$(UNITDIR)/sightline.service $(DESTDIR)$(UNITDIR)/sightline.socket
+	rm -f $(DESTDIR)$(UNITDIR)/sightline.service $(DESTDIR)$(UNITDIR)/sightline.socket $(DESTDIR)$(UNITDIR)/sightline-http.socket
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/sightline.conf
 	rm -f $(addprefix $(DESTDIR)$(MODEL_DIR)/,$(MODEL_FILES))
 	rm -f $(addprefix $(DESTDIR)$(DOC_DIR)/,$(notdir $(DOCS)))

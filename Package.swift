@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "HTTP", dependencies: [
             "Annotate", "Capture", "Detector", "Sink", "Tracking", "Values",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -41,8 +41,16 @@ public final class Service: Sendable {
         self.notifier = notifier
         self.logger = logger
         self.model = model
+        let passed = SystemdSocketActivation.passed()
+        for extra in passed.unknown {
+            logger.warning("closing a socket systemd passed that is not for sightline (FileDescriptorName= must be subscribers or http)",
+                           metadata: ["fd": "\(extra.fd)", "name": "\(extra.name ?? "")"])
+            close(extra.fd)
+        }
+        // A passed HTTP socket turns HTTP on, with the `http:` section's settings or the defaults.
+        let httpOptions = config.http ?? passed.http.map { _ in HTTPOptions() }
         // Before anything uses Swift concurrency: HTTP's tasks then run on SwiftNIO's threads.
-        if config.http != nil { HTTPServer.adoptEventLoopsAsGlobalExecutor() }
+        if httpOptions != nil { HTTPServer.adoptEventLoopsAsGlobalExecutor() }
         for warning in model.warnings { logger.warning("\(warning)") }
         if let warning = model.calibrationWarning { logger.warning("\(warning)") }
         logger.info("precision \(model.precision.precision.rawValue)", metadata: ["reason": "\(model.precision.reason)"])
@@ -57,7 +65,7 @@ public final class Service: Sendable {
         let options = SocketServer.Options(queueLimit: config.socket.queueLimit, stuckAfter: config.socket.stuckAfter,
                                            mode: mode_t(config.socket.mode), group: config.socket.group,
                                            maxSubscribers: config.socket.maxSubscribers)
-        let activated = SystemdSocketActivation.listenDescriptors().first
+        let activated = passed.subscribers
         if let activated {
             server = try SocketServer(listeningDescriptor: activated.fd, options: options, hello: { hello.line() })
         } else {
@@ -65,7 +73,7 @@ public final class Service: Sendable {
         }
         // What the pipeline's callbacks reach exists before the pipeline does.
         let mqtt = try MQTTOutput(config: config, labels: model.labelNames, logger: logger)
-        let http = config.http.map { HTTPServer(options: $0, logger: logger) }
+        let http = httpOptions.map { HTTPServer(options: $0, logger: logger) }
         let outlet = Outlet(server: server, tracking: TrackingStage(defaults: nil, sources: config.trackingBySource), mqtt: mqtt, http: http)
         self.mqtt = mqtt
         let supervision = Supervision(config: config, now: clock.now)
@@ -103,7 +111,8 @@ public final class Service: Sendable {
                 try http.start(daemon: .init(sources: { [supervision, pipeline = self.pipeline] in Self.sourceStatuses(supervision, pipeline) },
                                              subscribers: { [server = self.server] in .init(connected: server.subscriberCount,
                                                                               disconnectedStuck: server.disconnectedStuck,
-                                                                              refusedOverLimit: server.refusedOverLimit) }))
+                                                                              refusedOverLimit: server.refusedOverLimit) }),
+                               listeningDescriptor: passed.http?.fd)
             } catch {
                 pipeline.stop()
                 http.stop()
@@ -111,11 +120,21 @@ public final class Service: Sendable {
                 server.close(flushTimeout: .zero)
                 throw error
             }
-            logger.info("HTTP listening", metadata: ["address": "\(http.listeningOn ?? "\(http.options.listen)")"])
+            let address = http.listeningOn ?? "\(http.options.listen)"
+            logger.info(passed.http == nil ? "HTTP listening" : "HTTP listening on the socket passed by systemd", metadata: ["address": "\(address)"])
+            // As for the subscriber socket, the passed socket wins over the config.
+            if passed.http != nil, let configured = config.http?.listen, "\(configured)" != address {
+                logger.warning("http.listen is not used: systemd passed the HTTP socket",
+                               metadata: ["configured": "\(configured)", "passed": "\(address)"])
+            }
         }
+        let socketPath = activated.map { SystemdSocketActivation.unixPath(of: $0.fd) ?? "fd \($0.fd)" } ?? config.socket.path
         logger.info(activated == nil ? "listening" : "listening on the socket passed by systemd",
-                    metadata: ["socket": "\(activated.map { "fd \($0.fd)" } ?? config.socket.path)",
-                               "workers": "\(config.workerCount)", "model": "\(model.path)"])
+                    metadata: ["socket": "\(socketPath)", "workers": "\(config.workerCount)", "model": "\(model.path)"])
+        if activated != nil, socketPath != config.socket.path {
+            logger.warning("socket.path is not used: systemd passed the subscriber socket",
+                           metadata: ["configured": "\(config.socket.path)", "passed": "\(socketPath)"])
+        }
     }
 
     /// Runs until SIGTERM or SIGINT; SIGHUP reloads the configuration. Returns the exit status.

@@ -144,4 +144,48 @@ public enum SystemdSocketActivation {
             return ListenDescriptor(fd: fd, name: name)
         }
     }
+
+    /// The passed descriptors by purpose, told apart by name: `http` is the HTTP server's (sightline-http.socket);
+    /// `subscribers`, `sightline.socket` (systemd's default name for sightline.socket), or no name at all
+    /// (no `LISTEN_FDNAMES`, which sd_listen_fds_with_names(3) reports as `unknown`) the subscriber socket's.
+    public struct Passed: Sendable, Equatable {
+        public var subscribers: ListenDescriptor?
+        public var http: ListenDescriptor?
+        /// Any other name, and a second one for the same purpose: to be warned about and closed.
+        public var unknown: [ListenDescriptor] = []
+
+        public static let httpName = "http"
+        public static let subscriberNames: Set<String?> = [nil, "unknown", "subscribers", "sightline.socket"]
+
+        public init(_ descriptors: [ListenDescriptor]) {
+            for descriptor in descriptors {
+                if descriptor.name == Self.httpName, http == nil {
+                    http = descriptor
+                } else if Self.subscriberNames.contains(descriptor.name), subscribers == nil {
+                    subscribers = descriptor
+                } else {
+                    unknown.append(descriptor)
+                }
+            }
+        }
+    }
+
+    /// The sockets passed to this process (see `listenDescriptors`), by purpose.
+    public static func passed(environment: [String: String] = ProcessInfo.processInfo.environment, pid: Int32 = getpid()) -> Passed {
+        Passed(listenDescriptors(environment: environment, pid: pid))
+    }
+
+    /// The path a Unix socket is bound to, or nil (not a Unix socket, or unnamed).
+    public static func unixPath(of fd: Int32) -> String? {
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let status = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard status == 0, address.sun_family == sa_family_t(AF_UNIX) else { return nil }
+        let path = withUnsafeBytes(of: address.sun_path) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        return path.isEmpty ? nil : path
+    }
 }

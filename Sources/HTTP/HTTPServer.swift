@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import Sink
 import NIOCore
@@ -113,23 +114,48 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    /// Binds and starts serving `daemon`'s state; throws (naming the address) if the address cannot be bound.
-    public func start(daemon: Daemon) throws {
+    /// Starts serving `daemon`'s state on `options.listen`, or on `listeningDescriptor` (a socket already listening, e.g.
+    /// one systemd passed; the server owns and closes it). Throws, naming the address, if it cannot listen.
+    public func start(daemon: Daemon, listeningDescriptor: Int32? = nil) throws {
         self.daemon.withLock { $0 = daemon }
-        let address: BindAddress = switch options.listen {
-        case .tcp(let host, let port): .hostname(host, port: port)
-        case .unix(let path): .unixDomainSocket(path: path)
-        }
-        let app = Application(router: makeRouter(),
-                              configuration: ApplicationConfiguration(address: address, serverName: "Sightline"),
-                              onServerRunning: { [self] channel in
-                                  bound.withLock { $0 = channel.localAddress.map(Self.describe) ?? "\(options.listen)" }
-                              },
-                              logger: logger)
-        let ended = Ended()
-        let running = Task {
+        let responder = makeRouter().buildResponder()
+        let connection = HTTP1Channel(responder: { [logger] (request, writer: consuming ResponseWriter, channel) in
+            let context = BasicRequestContext(source: .init(channel: channel, logger: logger))
+            var response: Response
             do {
-                try await app.runService(gracefulShutdownSignals: [])
+                response = try await responder.respond(to: request, context: context)
+            } catch {
+                response = Self.text(.internalServerError, "\(error)\n")
+            }
+            response.headers[.server] = "Sightline"
+            try await writer.write(response: response.head, body: response.body)
+        })
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        let setUp: @Sendable (any Channel) -> EventLoopFuture<HTTP1Channel.Value> = { [logger] in connection.setup(channel: $0, logger: logger) }
+        let ended = Ended()
+        let running = Task { [self, logger, options] in
+            do {
+                // Hummingbird's Application can only bind an address itself, so the accept loop is ours.
+                let server: NIOAsyncChannel<HTTP1Channel.Value, Never>
+                switch (listeningDescriptor, options.listen) {
+                case (let fd?, _):
+                    server = try await bootstrap.bind(fd, childChannelInitializer: setUp)
+                case (nil, .tcp(let host, let port)):
+                    server = try await bootstrap.bind(host: host, port: port, childChannelInitializer: setUp)
+                case (nil, .unix(let path)):
+                    server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: setUp)
+                }
+                bound.withLock { $0 = server.channel.localAddress.map(Self.describe) ?? "\(options.listen)" }
+                try await withThrowingDiscardingTaskGroup { group in
+                    try await server.executeThenClose { inbound in
+                        for try await client in inbound {
+                            group.addTask { await connection.handle(value: client, logger: logger) }
+                        }
+                    }
+                }
                 ended.set("it stopped at once")
             } catch {
                 ended.set("\(error)")
@@ -138,7 +164,10 @@ public final class HTTPServer: Sendable {
         task.withLock { $0 = running }
         // Wait until it listens, or failed to.
         while bound.withLock({ $0 }) == nil {
-            if let reason = ended.wait(.milliseconds(20)) { throw HTTPError("cannot listen on \(options.listen): \(reason)") }
+            if let reason = ended.wait(.milliseconds(20)) {
+                let address = listeningDescriptor.map { "the socket passed as descriptor \($0)" } ?? "\(options.listen)"
+                throw HTTPError("cannot listen on \(address): \(reason)")
+            }
         }
     }
 

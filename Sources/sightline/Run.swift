@@ -33,7 +33,7 @@ struct Run: ParsableCommand {
         }
         var loaded = try failingCleanly { try DaemonConfig.load(path: config) }
         overrides(&loaded)
-        let activated = !SystemdSocketActivation.listenDescriptors().isEmpty
+        let activated = SystemdSocketActivation.passed().subscribers != nil
         let preflight = Preflight(loaded, origin: config, defaultModel: ModelLocation.defaultModel, checkSocket: !activated)
         guard let model = preflight.model, preflight.problems.isEmpty else {
             reportError(ConfigError(preflight.problems))

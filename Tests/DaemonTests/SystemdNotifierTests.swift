@@ -98,6 +98,47 @@ final class SystemdNotifierTests: XCTestCase {
             setCloseOnExec: false)
         XCTAssertEqual(passed, [.init(fd: 3, name: "sightline.socket"), .init(fd: 4, name: "extra")])
     }
+
+    func testPassedSocketsAreToldApartByName() {
+        typealias Passed = SystemdSocketActivation.Passed
+        // sightline.socket (its default name, or `subscribers`) and sightline-http.socket, in either order.
+        for subscriberName in ["sightline.socket", "subscribers"] {
+            let both = Passed([.init(fd: 3, name: "http"), .init(fd: 4, name: subscriberName)])
+            XCTAssertEqual(both.http, .init(fd: 3, name: "http"))
+            XCTAssertEqual(both.subscribers, .init(fd: 4, name: subscriberName))
+            XCTAssertEqual(both.unknown, [])
+        }
+        // Only the HTTP socket: the subscriber socket is bound from the config.
+        XCTAssertEqual(Passed([.init(fd: 3, name: "http")]).subscribers, nil)
+        // No names (systemd-socket-activate without --fdname, or sd_listen_fds' "unknown"): the subscriber socket.
+        XCTAssertEqual(Passed([.init(fd: 3, name: nil)]).subscribers, .init(fd: 3, name: nil))
+        XCTAssertEqual(Passed([.init(fd: 3, name: "unknown")]).subscribers, .init(fd: 3, name: "unknown"))
+        // Other names, and a second socket for the same purpose, are left over (the daemon warns and closes them).
+        let odd = Passed([.init(fd: 3, name: "metrics"), .init(fd: 4, name: "http"), .init(fd: 5, name: "http"),
+                          .init(fd: 6, name: "subscribers"), .init(fd: 7, name: "sightline.socket")])
+        XCTAssertEqual(odd.http?.fd, 4)
+        XCTAssertEqual(odd.subscribers?.fd, 6)
+        XCTAssertEqual(odd.unknown.map(\.fd), [3, 5, 7])
+    }
+
+    func testUnixPathOfASocket() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("u.sock").path
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(bound, 0)
+        XCTAssertEqual(SystemdSocketActivation.unixPath(of: fd), path)
+        let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(tcp) }
+        XCTAssertNil(SystemdSocketActivation.unixPath(of: tcp))
+    }
 }
 
 /// A bound AF_UNIX datagram socket standing in for systemd's notification socket.

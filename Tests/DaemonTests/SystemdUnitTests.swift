@@ -22,13 +22,13 @@ final class SystemdUnitTests: XCTestCase {
         // verify checks that ExecStart exists, so point it at a binary this machine has.
         let dir = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        for name in ["sightline.service", "sightline.socket"] {
+        let names = ["sightline.service", "sightline.socket", "sightline-http.socket"]
+        for name in names {
             let text = try String(contentsOfFile: TestPaths.repoRoot.appendingPathComponent("systemd/\(name)").path, encoding: .utf8)
             try text.replacingOccurrences(of: "/usr/local/bin/sightline", with: "/bin/true")
                 .write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8)
         }
-        let result = try runProcess(analyze, ["verify", dir.appendingPathComponent("sightline.service").path,
-                                              dir.appendingPathComponent("sightline.socket").path])
+        let result = try runProcess(analyze, ["verify"] + names.map { dir.appendingPathComponent($0).path })
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
         let complaints = (result.stdout + result.stderr).split(separator: "\n").filter { $0.contains("sightline") }
         XCTAssertEqual(complaints, [], "systemd-analyze verify complains about the units")

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 
 RESULTS = "/results"
 SOCKET = "/run/sightline/sightline.sock"
@@ -152,7 +154,7 @@ def detections(r):
     return r.get("type") == "detections" and r.get("source") == "camera0"
 
 
-def write_config(fps_limit, heartbeat=10, input_device="/dev/video0"):
+def write_config(fps_limit, heartbeat=10, input_device="/dev/video0", http=None):
     with open(CONFIG, "w") as f:
         f.write(f"""# Written by the VM test.
 threshold: 0.5
@@ -167,7 +169,18 @@ sources:
     input: {input_device}
     policy: latest
     fps_limit: {fps_limit}
-""")
+""" + (f"http: {http}\n" if http else ""))
+
+
+def http_get(path, timeout):
+    """(status, body) of a GET on sightline-http.socket's address; status 0 if nothing answered."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:8970{path}", timeout=timeout) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+    except OSError as e:
+        return 0, str(e)
 
 
 def write_dropin(watchdog, stop_timeout):
@@ -508,6 +521,28 @@ def run():
     check("non-root subscriber (group video) through sightline.socket; outsiders refused",
           outcomes[0] and refused is not None, f"outsider: {refused and refused['error']}")
     sh("systemctl stop sightline.socket")
+
+    # --- HTTP socket activation: sightline-http.socket ------------------------------------------------------------------
+    # Stale only after several inference times, so /healthz is about the pipeline, not about TCG's speed.
+    write_config(fps_limit=1, heartbeat=11, input_device=capture, http=f"{{stale_seconds: {math.ceil(3 * infer) + 10}}}")
+    sh("systemctl enable --now sightline-http.socket")
+    idle = show("ActiveState")
+    listening = show("ActiveState", "sightline-http.socket")
+    status, body = http_get("/api/sources", 600)  # the first request starts the service
+    try:
+        names = [s.get("name") for s in json.loads(body)]
+    except (ValueError, AttributeError):
+        names = body[:200]
+    health = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(http_get("/healthz", 30)), 300 + 6 * infer)
+    passed = any("HTTP listening on the socket passed by systemd" in str(e.get("MESSAGE", "")) for e in journal())
+    check("HTTP socket activation: the first request starts the service; /api/sources and /healthz answer 200 "
+          "through sightline-http.socket",
+          idle == "inactive" and listening == "active" and status == 200 and names == ["camera0"]
+          and health is not None and passed,
+          f"service {idle} before, socket {listening}; /api/sources {status} {names}; "
+          f"/healthz {health and health[0]}; passed socket logged: {passed}")
+    sh("systemctl stop sightline.service", timeout=stop_timeout + 60)
+    sh("systemctl disable --now sightline-http.socket")
 
 
 try:
