@@ -243,7 +243,9 @@ private final class Context {
             // rtmp reads "timeout" as a listen timeout in seconds, so only set it where it means socket I/O.
             let scheme = input.prefix { $0 != ":" }.lowercased()
             if ["rtsp", "rtsps", "http", "https", "tcp", "udp", "srt"].contains(scheme) {
-                av_dict_set(&options, "timeout", micros, 0)
+                // Some protocols (tcp) take it as a C int and refuse the open beyond it (about 35 minutes, inside the
+                // io_timeout range): capped there, with the interrupt callback still keeping the whole timeout.
+                av_dict_set(&options, "timeout", String(min(interrupt.timeoutMicros, UInt64(Int32.max))), 0)
             }
         }
 

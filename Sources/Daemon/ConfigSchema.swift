@@ -9,7 +9,7 @@ import Yams
 extension ConfigReader {
     static let topKeys = ["model", "labels", "precision", "threshold", "thresholds", "workers", "socket", "heartbeat_seconds",
                           "reconnect_max_seconds", "tracking", "sources", "mqtt", "http"]
-    static let socketKeys = ["path", "mode", "group", "queue_limit", "max_subscribers"]
+    static let socketKeys = ["path", "mode", "group", "queue_limit", "max_subscribers", "stuck_seconds"]
     static let httpKeys = ["listen", "preview_fps", "max_stream_clients", "stale_seconds", "snapshots"]
     static let sourceKeys = ["name", "input", "policy", "fps_limit", "realtime", "realtime_fps", "ring_capacity", "io_timeout",
                              "width", "height", "capture_fps", "threshold", "thresholds", "tracking"]
@@ -102,6 +102,9 @@ extension ConfigReader {
         }
         if let node = fields["max_subscribers"], let value = integer(node, "\(path).max_subscribers", in: ConfigLimits.maxSubscribers) {
             socket.maxSubscribers = value
+        }
+        if let node = fields["stuck_seconds"], let value = number(node, "\(path).stuck_seconds", in: ConfigLimits.stuckSeconds, unit: " seconds") {
+            socket.stuckAfter = .milliseconds(Int64((value * 1000).rounded()))
         }
         return socket
     }

@@ -52,17 +52,20 @@ public struct DaemonConfig: Sendable, Equatable {
         public var queueLimit: Int
         /// Subscribers served at once; more are sent an `error` record and closed.
         public var maxSubscribers: Int
+        /// A subscriber that reads nothing for this long while records wait is sent `too slow` and disconnected.
+        public var stuckAfter: Duration
 
         /// The directory systemd creates for the service (`RuntimeDirectory=sightline`); it does not exist before.
         public static let runtimeDirectory = "/run/sightline"
 
         public init(path: String = Socket.defaultPath, mode: UInt32 = 0o660, group: String? = nil, queueLimit: Int = 1024,
-                    maxSubscribers: Int = 256) {
+                    maxSubscribers: Int = 256, stuckAfter: Duration = .seconds(30)) {
             self.path = path
             self.mode = mode
             self.group = group
             self.queueLimit = queueLimit
             self.maxSubscribers = maxSubscribers
+            self.stuckAfter = stuckAfter
         }
     }
 
@@ -161,6 +164,8 @@ public enum ConfigLimits {
     public static let queueLimit = 1...100_000
     /// `socket.max_subscribers` (the daemon also keeps it under half its descriptor limit).
     public static let maxSubscribers = 1...65_536
+    /// `socket.stuck_seconds`.
+    public static let stuckSeconds = 1.0...86_400.0
     /// `heartbeat_seconds` (0 turns heartbeats off).
     public static let heartbeatSeconds = 0.1...86_400.0
     /// `io_timeout`, `--io-timeout`, in seconds.

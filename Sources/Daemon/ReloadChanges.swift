@@ -20,6 +20,7 @@ extension DaemonConfig {
         if new.socket.group != socket.group { changes.needsRestart.append("socket.group") }
         if new.socket.queueLimit != socket.queueLimit { changes.needsRestart.append("socket.queue_limit") }
         if new.socket.maxSubscribers != socket.maxSubscribers { changes.needsRestart.append("socket.max_subscribers") }
+        if new.socket.stuckAfter != socket.stuckAfter { changes.needsRestart.append("socket.stuck_seconds") }
         if new.http != http { changes.needsRestart.append("http") }
 
         let old = Dictionary(sources.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

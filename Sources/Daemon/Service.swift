@@ -62,7 +62,8 @@ public final class Service: Sendable {
         let hello = HelloState(model: model.path, precision: model.precision.precision.rawValue, labels: model.labelNames,
                                sources: config.sources.map(\.name))
         self.hello = hello
-        let options = SocketServer.Options(queueLimit: config.socket.queueLimit, mode: mode_t(config.socket.mode), group: config.socket.group,
+        let options = SocketServer.Options(queueLimit: config.socket.queueLimit, stuckAfter: config.socket.stuckAfter,
+                                           mode: mode_t(config.socket.mode), group: config.socket.group,
                                            maxSubscribers: config.socket.maxSubscribers)
         let activated = passed.subscribers
         if let activated {

@@ -80,7 +80,7 @@ struct Tail: ParsableCommand {
             if lastProblem != nil { reportError("\(socket): connected again") }
             retry = .milliseconds(250)
             if let subscription { sendLine(subscription.requestLine(), to: fd) }
-            let ended = copyRecords(from: fd, to: output)
+            let ended = copyRecords(from: fd, to: output, awaitingSubscribed: subscription != nil)
             close(fd)
             if output.isClosed { return }
             guard !once else {
@@ -93,7 +93,10 @@ struct Tail: ParsableCommand {
     }
 
     /// Prints records until the connection ends (or our reader goes away); returns how it ended.
-    private func copyRecords(from fd: Int32, to output: StandardOutput) -> String {
+    /// Until the daemon answers a subscription with `subscribed`, it still sends everything: those records are not
+    /// what was asked for, so only the hello and errors pass.
+    private func copyRecords(from fd: Int32, to output: StandardOutput, awaitingSubscribed: Bool) -> String {
+        var awaitingSubscribed = awaitingSubscribed
         var pending = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -105,6 +108,13 @@ struct Tail: ParsableCommand {
             while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = pending[pending.startIndex..<newline]
                 pending.removeSubrange(pending.startIndex...newline)
+                if awaitingSubscribed {
+                    switch try? Record(jsonLine: String(decoding: line, as: UTF8.self)) {
+                    case .subscribed: awaitingSubscribed = false
+                    case .hello, .error: break
+                    default: continue
+                    }
+                }
                 if raw {
                     output.write(String(decoding: line, as: UTF8.self) + "\n")
                 } else {

@@ -1,5 +1,6 @@
 import Capture
 import Foundation
+import Synchronization
 import Values
 import XCTest
 
@@ -215,25 +216,39 @@ final class FFmpegSourceTests: XCTestCase {
     func testCloseFromAnotherThreadUnblocksStalledRead() throws {
         let server = try StallingServer(sending: vtestPrefix())
         defer { server.stop() }
-        // An I/O timeout far beyond the waits below: only close() can end this read in time.
-        let source = try FFmpegSource(input: "tcp://127.0.0.1:\(server.port)", ioTimeout: .seconds(120))
+        // An I/O timeout far beyond the waits below (the top of the io_timeout range, which tcp's own int timeout
+        // option cannot hold): only close() can end this read in time.
+        let source = try FFmpegSource(input: "tcp://127.0.0.1:\(server.port)", ioTimeout: .seconds(3600))
         let ended = DispatchSemaphore(value: 0)
         let outcome = Outcome()
         Thread {
+            // "<pid>/task/<tid>": this thread's directory in /proc.
+            let own = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self")
+            outcome.thread.withLock { $0 = own }
             do {
                 while let frame = try source.next() {
                     frame.pixels.recycle()
-                    outcome.frames += 1
+                    outcome.frames.withLock { $0 += 1 }
                 }
             } catch {
-                outcome.error = error
+                outcome.error.withLock { $0 = "\(error)" }
             }
             ended.signal()
         }.start()
 
-        XCTAssertEqual(server.sent.wait(timeout: .now() + 10), .success)
-        // Let the reader drain what was sent and block on the silent socket.
-        XCTAssertEqual(ended.wait(timeout: .now() + 1), .timedOut, "the reader should be blocked, not finished")
+        XCTAssertEqual(server.sent.wait(timeout: .now() + 300), .success)
+        // The reader drains what was sent (however long that takes on a loaded machine), then waits in poll() on the
+        // silent socket: only then is the read that close() must end a stalled one.
+        let deadline = Date().addingTimeInterval(600)
+        while !(outcome.frames.withLock { $0 } > 100 && outcome.waitsInPoll()), Date() < deadline {
+            if ended.wait(timeout: .now() + 0.05) == .success {
+                ended.signal()
+                XCTFail("the reader should be blocked, not finished")
+                break
+            }
+        }
+        XCTAssertGreaterThan(outcome.frames.withLock { $0 }, 100, "frames sent before the stall arrive")
+        XCTAssertTrue(outcome.waitsInPoll(), "the reader waits on the silent socket")
         // Closed from yet another thread, so a close() that waits on the blocked read fails the test instead of
         // hanging it (stopping the server then ends the read).
         let closed = DispatchSemaphore(value: 0)
@@ -241,10 +256,9 @@ final class FFmpegSourceTests: XCTestCase {
             source.close()
             closed.signal()
         }.start()
-        XCTAssertEqual(closed.wait(timeout: .now() + 30), .success, "close() is stuck behind the blocked read")
-        XCTAssertEqual(ended.wait(timeout: .now() + 30), .success, "close() did not unblock the read")
-        XCTAssertNil(outcome.error, "a closed source ends its stream rather than failing")
-        XCTAssertGreaterThan(outcome.frames, 100)
+        XCTAssertEqual(closed.wait(timeout: .now() + 300), .success, "close() is stuck behind the blocked read")
+        XCTAssertEqual(ended.wait(timeout: .now() + 300), .success, "close() did not unblock the read")
+        XCTAssertNil(outcome.error.withLock { $0 }, "a closed source ends its stream rather than failing")
         XCTAssertNil(try source.next())
     }
 
@@ -297,8 +311,17 @@ final class FFmpegSourceTests: XCTestCase {
     }
 }
 
-/// What the reader thread saw, read by the test after it signalled.
-private final class Outcome: @unchecked Sendable {
-    var frames = 0
-    var error: Error?
+/// What the reader thread saw, read by the test while it runs.
+private final class Outcome: Sendable {
+    let frames = Mutex(0)
+    let error = Mutex<String?>(nil)
+    /// The reader thread's directory under /proc.
+    let thread = Mutex<String?>(nil)
+
+    /// The reader thread sleeps in poll(), as libav's network reads wait for data (its kernel wait channel).
+    func waitsInPoll() -> Bool {
+        guard let thread = thread.withLock({ $0 }),
+              let channel = try? String(contentsOfFile: "/proc/\(thread)/wchan", encoding: .utf8) else { return false }
+        return channel.contains("poll")
+    }
 }

@@ -146,12 +146,13 @@ final class StallingServer: @unchecked Sendable {
             defer { finished.signal() }
             // Bounded wait for the client, so a test that never connects cannot hang here.
             var waiting = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-            guard poll(&waiting, 1, 10_000) == 1 else { return }
+            guard poll(&waiting, 1, 120_000) == 1 else { return }
             let client = accept(listener, nil, nil)
             guard client >= 0 else { return }
             defer { Glibc.close(client) }
-            // A client that stops reading must not block send() (and so stop()) for ever.
-            var sendTimeout = timeval(tv_sec: 10, tv_usec: 0)
+            // A client that stops reading must not block send() (and so stop()) for ever; one merely slowed by load
+            // must not be taken for it.
+            var sendTimeout = timeval(tv_sec: 120, tv_usec: 0)
             setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
             prefix.withUnsafeBytes { bytes in
                 var offset = 0

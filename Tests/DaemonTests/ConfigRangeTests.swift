@@ -13,6 +13,14 @@ final class ConfigRangeTests: XCTestCase {
                     valid: ["1", "100000"], invalid: ["0", "100001", "9223372036854775807"])
     }
 
+    func testStuckSeconds() throws {
+        assertRange(top: "socket:\n  stuck_seconds", key: "socket.stuck_seconds", line: 2,
+                    valid: ["1", "86400"], invalid: ["0.5", "86401", "-1"])
+        XCTAssertEqual(try DaemonConfig.parse("sources: [{ name: a, input: b }]", origin: "d").socket.stuckAfter, .seconds(30))
+        XCTAssertEqual(try DaemonConfig.parse("socket: { stuck_seconds: 600 }\nsources: [{ name: a, input: b }]", origin: "d")
+                       .socket.stuckAfter, .seconds(600))
+    }
+
     func testHeartbeatSeconds() {
         assertRange(top: "heartbeat_seconds", valid: ["0", "0.1", "86400"], invalid: ["1e-9", "0.05", "86401", "-1"])
     }

@@ -20,7 +20,7 @@ final class CommandRangeTests: XCTestCase {
             (["--size", "16385x10"], "--size must be WIDTHxHEIGHT with sides up to 16384"),
         ]
         for (options, message) in cases {
-            let result = try runProcess(TestPaths.sightlineBinary, ["detect"] + options + [image], timeout: 30)
+            let result = try runProcess(TestPaths.sightlineBinary, ["detect"] + options + [image])
             XCTAssertEqual(result.status, 64, "\(options): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains(message), "\(options): expected \(message) in \(result.stderr)")
             XCTAssertTrue(result.stdout.isEmpty, "\(options): nothing detected")
@@ -31,7 +31,7 @@ final class CommandRangeTests: XCTestCase {
         for (options, message) in [(["--threads", "100000"], "--threads must be between 0 (one per core) and 256, got 100000"),
                                    (["--iterations", "0"], "--iterations must be between 1 and 100000, got 0"),
                                    (["--iterations", "100001"], "--iterations must be between 1 and 100000, got 100001")] {
-            let result = try runProcess(TestPaths.sightlineBinary, ["bench"] + options, timeout: 30)
+            let result = try runProcess(TestPaths.sightlineBinary, ["bench"] + options)
             XCTAssertEqual(result.status, 64, "\(options): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains(message), "\(options): expected \(message) in \(result.stderr)")
         }
@@ -42,7 +42,7 @@ final class CommandRangeTests: XCTestCase {
         for (options, message) in [(["--frames", "0"], "--frames must be between 1 and 10000"),
                                    (["--frames", "10001"], "--frames must be between 1 and 10000"),
                                    (["--every", "0"], "--every must be between 1 and 100000")] {
-            let result = try runProcess(TestPaths.sightlineBinary, ["calibrate"] + options + [image], timeout: 30)
+            let result = try runProcess(TestPaths.sightlineBinary, ["calibrate"] + options + [image])
             XCTAssertEqual(result.status, 64, "\(options): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains(message), "\(options): expected \(message) in \(result.stderr)")
         }

@@ -10,7 +10,7 @@ final class HTTPPageBrowserTests: XCTestCase {
         let server = try HTTPDaemonHarness()
         let (stream, url) = try server.serveStream()
         let daemon = try server.start(input: url)
-        XCTAssertEqual(try server.waitFor("/healthz", status: 200, timeout: 30).status, 200, daemon.stderr)
+        XCTAssertEqual(try server.waitFor("/healthz", status: 200, timeout: 120).status, 200, daemon.stderr)
         XCTAssertEqual(try server.get("/sources/net/latest.jpg").status, 200, "a first picture")
 
         // Two screenshots a second apart: the pictures (and the numbers under them) have moved on.
@@ -20,7 +20,7 @@ final class HTTPPageBrowserTests: XCTestCase {
             let run = try runProcess(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                                                 "--user-data-dir=\(profile.path)", "--window-size=900,640",
                                                 "--virtual-time-budget=2500", "--screenshot=\(file.path)",
-                                                "http://127.0.0.1:\(server.httpPort)/"], timeout: 60)
+                                                "http://127.0.0.1:\(server.httpPort)/"])
             XCTAssertEqual(run.status, 0, run.stderr)
             let png = try Data(contentsOf: file)
             XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47], "a PNG")
@@ -40,7 +40,7 @@ final class HTTPPageBrowserTests: XCTestCase {
                                             "--virtual-time-budget=2500", "--dump-dom", "http://127.0.0.1:\(server.httpPort)/"], timeout: 60)
         XCTAssertTrue(dom.stdout.contains("href=\"/events/net-"), String(dom.stdout.suffix(2000)))
         daemon.signal(SIGTERM)
-        XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
+        XCTAssertEqual(daemon.wait(timeout: 120), 0, daemon.stderr)
         _ = stream
     }
 }

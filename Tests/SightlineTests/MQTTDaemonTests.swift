@@ -52,7 +52,7 @@ final class MQTTDaemonTests: XCTestCase {
         XCTAssertTrue(subscriber.messages.contains { $0.topic == "homeassistant/binary_sensor/killed-host/walk_person_occupancy/config" })
         let before = subscriber.messages.count
         daemon.signal(SIGKILL)
-        _ = daemon.wait(timeout: 30)
+        _ = daemon.wait(timeout: 120)
         // No goodbye was sent: only the broker's Last Will can say so.
         XCTAssertTrue(subscriber.waitUntil { $0.dropFirst(before).contains { $0.topic == "sightline/available" && $0.payload == "offline" } },
                       "\(subscriber.messages.dropFirst(before))")
@@ -82,7 +82,7 @@ final class MQTTDaemonTests: XCTestCase {
         }, "\(subscriber.messages)\n\(daemons.map(\.stderr))")
         for daemon in daemons {
             daemon.signal(SIGTERM)
-            XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
+            XCTAssertEqual(daemon.wait(timeout: 120), 0, daemon.stderr)
         }
         for prefix in ["hall", "yard"] {
             XCTAssertEqual(subscriber.messages(on: "\(prefix)/available").last?.payload, "offline", prefix)
@@ -118,10 +118,10 @@ final class MQTTDaemonTests: XCTestCase {
                 && messages.last { $0.topic == "after/available" }?.payload == "online"
         }, "\(subscriber.messages)\n\(daemon.stderr)")
         // The source never went down: its records kept coming on the socket.
-        let more = records.until(timeout: 30) { $0["type"] as? String == "source_down" || $0["type"] as? String == "detections" }
+        let more = records.until(timeout: 120) { $0["type"] as? String == "source_down" || $0["type"] as? String == "detections" }
         XCTAssertEqual(more.match?["type"] as? String, "detections", "\(more.seen)")
         daemon.signal(SIGTERM)
-        XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
+        XCTAssertEqual(daemon.wait(timeout: 120), 0, daemon.stderr)
     }
 
     /// Real video through the tracker: every `object_start` published on `<prefix>/<source>/events` gets its

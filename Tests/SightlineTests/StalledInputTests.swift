@@ -72,21 +72,19 @@ final class StalledInputTests: XCTestCase {
         return (daemon, subscriber)
     }
 
-    func testSIGTERMExitsPromptlyWhileAFIFOStalls() throws {
+    func testSIGTERMExitsWhileAFIFOStalls() throws {
         let (daemon, _) = try startWithStalledFIFO()
-        let sent = Date()
         daemon.signal(SIGTERM)
-        let status = daemon.wait(timeout: 30)
-        let elapsed = Date().timeIntervalSince(sent)
-        XCTAssertEqual(status, 0, daemon.stderr)
-        XCTAssertLessThan(elapsed, 2.0, "SIGTERM to exit took \(elapsed) s with a stalled FIFO")
+        // Well inside the FIFO's io_timeout (600 s): a daemon that waited on the stalled read, rather than ending it,
+        // would still be running. How fast it exits is a matter of load, not asserted.
+        XCTAssertEqual(daemon.wait(timeout: 180), 0, daemon.stderr)
     }
 
     func testReloadRemovingAStalledFIFOCompletesAndTheNextReloadWorks() throws {
         let (daemon, _) = try startWithStalledFIFO()
         func reloads() -> Int { daemon.stderr.components(separatedBy: "reloaded").count - 1 }
         func waitForReloads(_ count: Int) -> Bool {
-            let deadline = Date().addingTimeInterval(30)
+            let deadline = Date().addingTimeInterval(120)
             while reloads() < count && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
             return reloads() >= count
         }
@@ -97,7 +95,7 @@ final class StalledInputTests: XCTestCase {
         daemon.signal(SIGHUP)
         XCTAssertTrue(waitForReloads(2), "the next reload completed too; stderr: \(daemon.stderr)")
         daemon.signal(SIGTERM)
-        XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
+        XCTAssertEqual(daemon.wait(timeout: 120), 0, daemon.stderr)
     }
 
     /// A deleted socket file leaves nobody able to connect, until SIGHUP makes it anew.
@@ -111,7 +109,7 @@ final class StalledInputTests: XCTestCase {
         let after = try LineSubscriber(path: socketPath, timeout: 30)
         XCTAssertEqual(after.next()?["type"] as? String, "hello")
         daemon.signal(SIGTERM)
-        XCTAssertEqual(daemon.wait(timeout: 30), 0, daemon.stderr)
+        XCTAssertEqual(daemon.wait(timeout: 120), 0, daemon.stderr)
     }
 
     /// `--realtime` on a file whose timestamps jump by an hour halfway: every frame comes out (within a generous
@@ -119,9 +117,9 @@ final class StalledInputTests: XCTestCase {
     func testRealtimePacingDoesNotSleepThroughATimestampJump() throws {
         let video = dir.appendingPathComponent("jump.mkv").path
         let made = try runProcess("/usr/bin/ffmpeg", ["-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=1",
-                                                      "-vf", "setpts='if(gte(N,5),PTS+36000,PTS)'", "-c:v", "mpeg4", video], timeout: 60)
+                                                      "-vf", "setpts='if(gte(N,5),PTS+36000,PTS)'", "-c:v", "mpeg4", video])
         XCTAssertEqual(made.status, 0, made.stderr)
-        let result = try runProcess(binary, ["detect", "--realtime", "--policy", "lossless", video], timeout: 120)
+        let result = try runProcess(binary, ["detect", "--realtime", "--policy", "lossless", video])
         XCTAssertEqual(result.status, 0, result.stderr)
         let pts = result.stdout.split(separator: "\n").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]

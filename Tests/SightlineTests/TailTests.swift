@@ -43,11 +43,11 @@ final class TailTests: XCTestCase {
         let listener = try listen(path)
         defer { close(listener) }
         let tail = try BackgroundProcess(binary, ["tail", "--once", path])
-        let connection = try accept(listener, timeout: 30)
+        let connection = try accept(listener, timeout: 120)
         let bytes = Array(Self.transcript.map { $0 + "\n" }.joined().utf8)
         XCTAssertEqual(bytes.withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }, bytes.count)
         close(connection)
-        XCTAssertEqual(tail.wait(timeout: 30), 1, "--once: the connection ended, so does tail")
+        XCTAssertEqual(tail.wait(timeout: 120), 1, "--once: the connection ended, so does tail")
         let expected = [
             "22:15:48.912 connected: schema 1, sources door (up), yard (down)",
             "22:15:49.001 door #41 person 0.99 [0.651 0.280 0.688 0.407]",
@@ -62,20 +62,39 @@ final class TailTests: XCTestCase {
             Self.malformedLag,
             "not a record",
         ].map { $0 + "\n" }.joined()
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = Date().addingTimeInterval(120)
         while tail.stdout != expected && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         XCTAssertEqual(tail.stdout, expected, tail.stderr)
         XCTAssertTrue(tail.stderr.contains("the daemon closed the connection"), tail.stderr)
 
         let raw = try BackgroundProcess(binary, ["tail", "--once", "--raw", path])
-        let rawConnection = try accept(listener, timeout: 30)
+        let rawConnection = try accept(listener, timeout: 120)
         XCTAssertEqual(bytes.withUnsafeBytes { write(rawConnection, $0.baseAddress, $0.count) }, bytes.count)
         close(rawConnection)
-        XCTAssertEqual(raw.wait(timeout: 30), 1)
+        XCTAssertEqual(raw.wait(timeout: 120), 1)
         let rawExpected = Self.transcript.map { $0 + "\n" }.joined()
-        let rawDeadline = Date().addingTimeInterval(10)
+        let rawDeadline = Date().addingTimeInterval(120)
         while raw.stdout != rawExpected && Date() < rawDeadline { Thread.sleep(forTimeInterval: 0.05) }
         XCTAssertEqual(raw.stdout, rawExpected, "--raw passes every line on unchanged")
+    }
+
+    /// Records the daemon sent before it answered the subscription were not filtered by it: `tail --events` drops them.
+    func testWhatComesBeforeSubscribedIsNotPrintedForASubscription() throws {
+        let path = dir.appendingPathComponent("t.sock").path
+        let listener = try listen(path)
+        defer { close(listener) }
+        let tail = try BackgroundProcess(binary, ["tail", "--once", "--raw", "--events", path])
+        let connection = try accept(listener, timeout: 120)
+        let subscribed = #"{"type":"subscribed","types":["object_start","object_end","presence"],"sources":null,"time":"2026-11-22T22:15:49.500Z"}"#
+        let sent = [Self.transcript[0], Self.transcript[1], subscribed, Self.transcript[5], Self.transcript[6]]
+        let bytes = Array(sent.map { $0 + "\n" }.joined().utf8)
+        XCTAssertEqual(bytes.withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }, bytes.count)
+        close(connection)
+        XCTAssertEqual(tail.wait(timeout: 120), 1, tail.stderr)
+        let expected = [Self.transcript[0], subscribed, Self.transcript[5], Self.transcript[6]].map { $0 + "\n" }.joined()
+        let deadline = Date().addingTimeInterval(120)
+        while tail.stdout != expected && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertEqual(tail.stdout, expected, "the detections record before subscribed is not printed")
     }
 
     private func listen(_ path: String) throws -> Int32 {

@@ -12,8 +12,9 @@ public struct ProcessResult: Sendable {
 public enum ProcessRunError: Error { case timedOut(String) }
 
 /// Runs `executable` with `arguments` to completion (killed after `timeout`), capturing both streams.
+/// The default timeout only catches a hang: how long a run takes depends on the machine and its load.
 public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                       timeout: TimeInterval = 120) throws -> ProcessResult {
+                       timeout: TimeInterval = 600) throws -> ProcessResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments

@@ -2,12 +2,16 @@ import Foundation
 
 /// A subscriber on a Unix stream socket that reads JSON lines, with timeouts.
 public final class LineSubscriber {
+    /// How long `init` keeps trying to connect: only a hang guard, as a daemon under heavy load can take long to
+    /// load its model and listen.
+    public static let connectTimeout: TimeInterval = 180
+
     public let fd: Int32
     private var buffer = Data()
     /// The raw text of the line `next` returned last.
     public private(set) var lastLine = ""
 
-    public init(path: String, timeout: TimeInterval = 10) throws {
+    public init(path: String, timeout: TimeInterval = LineSubscriber.connectTimeout) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
@@ -30,7 +34,7 @@ public final class LineSubscriber {
     deinit { close(fd) }
 
     /// The next line as a JSON object, or nil on timeout or end of stream.
-    public func next(timeout: TimeInterval = 10) -> [String: Any]? {
+    public func next(timeout: TimeInterval = 60) -> [String: Any]? {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
@@ -48,6 +52,31 @@ public final class LineSubscriber {
             guard n > 0 else { return nil }
             buffer.append(contentsOf: chunk[0..<n])
         }
+    }
+
+    /// The next line if one has arrived already, without waiting.
+    public func nextIfArrived() -> [String: Any]? {
+        if buffer.contains(UInt8(ascii: "\n")) { return next(timeout: 1) }
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, 0) > 0 else { return nil }
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = read(fd, &chunk, chunk.count)
+        guard n > 0 else { return nil }
+        buffer.append(contentsOf: chunk[0..<n])
+        return buffer.contains(UInt8(ascii: "\n")) ? next(timeout: 1) : nil
+    }
+
+    /// Reads records until one satisfies `predicate`, for as long as records keep coming: gives up after `idle`
+    /// seconds without one, or `atMost` in all (hang guards, for runs whose length depends on the machine's speed).
+    public func until(idle: TimeInterval, atMost: TimeInterval = 900,
+                      _ predicate: ([String: Any]) -> Bool) -> (match: [String: Any]?, seen: [[String: Any]]) {
+        let deadline = Date().addingTimeInterval(atMost)
+        var seen: [[String: Any]] = []
+        while Date() < deadline, let record = next(timeout: min(idle, max(0, deadline.timeIntervalSinceNow))) {
+            if predicate(record) { return (record, seen) }
+            seen.append(record)
+        }
+        return (nil, seen)
     }
 
     /// Reads records until one satisfies `predicate`; returns it and everything read before it.
