@@ -11,6 +11,7 @@ socket subscriber) as a ratio to `off`, median over interleaved rounds (off, idl
 Run it on a quiet machine:  python3 scripts/bench_http.py [--rounds 5] [--input .cache/media/vtest.avi]
 """
 import argparse, json, os, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
+from http.client import HTTPException
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 parser = argparse.ArgumentParser()
@@ -18,6 +19,7 @@ parser.add_argument("--rounds", type=int, default=5)
 parser.add_argument("--input", default=os.path.join(root, ".cache/media/vtest.avi"))
 parser.add_argument("--binary", default=os.path.join(root, ".build/release/sightline"))
 parser.add_argument("--workers", type=int, default=0)
+parser.add_argument("--snapshots", type=int, default=None, help="http.snapshots for idle and viewer (default: the daemon's, 50)")
 args = parser.parse_args()
 
 
@@ -30,7 +32,8 @@ def free_port():
 def run(mode, work):
     sock = os.path.join(work, "s.sock")
     port = free_port()
-    http = f'http: {{ listen: "127.0.0.1:{port}" }}\n' if mode != "off" else ""
+    snapshots = "" if args.snapshots is None else f", snapshots: {args.snapshots}"
+    http = f'http: {{ listen: "127.0.0.1:{port}"{snapshots} }}\n' if mode != "off" else ""
     config = os.path.join(work, "sightline.yaml")
     with open(config, "w") as f:
         f.write(f'workers: {args.workers}\nheartbeat_seconds: 0\nsocket: {{ path: {sock}, mode: "0600" }}\n{http}'
@@ -52,7 +55,7 @@ def run(mode, work):
                         with urllib.request.urlopen(f"http://127.0.0.1:{port}/sources/walk/stream.mjpeg", timeout=5) as r:
                             while not stop.is_set() and r.read(65536):
                                 pass
-                    except OSError:
+                    except (OSError, HTTPException):  # the daemon stopping mid-picture ends the stream
                         time.sleep(0.05)
             threading.Thread(target=watch, daemon=True).start()
         first = last = None

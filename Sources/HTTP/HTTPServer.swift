@@ -291,6 +291,8 @@ public final class HTTPServer: Sendable {
             switch lookup {
             case .unknown:
                 return Self.notFound("no snapshot of event \(event): unknown, or no longer kept (the last \(options.snapshots) events are)")
+            case .noPicture:
+                return Self.notFound("event \(event) ended without a picture (none of its frames was kept)")
             case .pending(nil):
                 return Self.text(.serviceUnavailable, "no picture of event \(event) yet\n")
             case .pending(let earlier?): snapshot = earlier

@@ -57,6 +57,8 @@ public final class SnapshotStore: Sendable {
         /// Started, but its picture is not encoded yet (or a better one is being encoded): ask again shortly.
         case pending(Snapshot?)
         case picture(Snapshot)
+        /// Ended without a picture (no frame of it was kept, or encoding failed): there will be none.
+        case noPicture
     }
 
     private struct FrameKey: Hashable {
@@ -85,6 +87,7 @@ public final class SnapshotStore: Sendable {
         /// The thread holds a view newer than `snapshot`.
         var newerView = false
         var encodeAsked = false
+        var ended = false
     }
 
     private struct Published {
@@ -314,6 +317,7 @@ public final class SnapshotStore: Sendable {
                                                                           score: snapshot.score, final: true)
                         }
                     }
+                    published.withLock { $0.entries[event]?.ended = true }
                 case .encode(let event):
                     guard !stopped, let view = views[event], !view.encoded else { continue }
                     encode(view, of: event, final: false)
@@ -334,6 +338,7 @@ public final class SnapshotStore: Sendable {
         let (lookup, ask) = published.withLock { published -> (Lookup, Bool) in
             guard var entry = published.entries[event] else { return (.unknown, false) }
             if let snapshot = entry.snapshot, !entry.newerView { return (.picture(snapshot), false) }
+            if entry.ended, entry.snapshot == nil { return (.noPicture, false) }
             let ask = entry.newerView && !entry.encodeAsked
             entry.encodeAsked = entry.encodeAsked || ask
             published.entries[event] = entry

@@ -140,8 +140,9 @@ struct Link {
         var random = SystemRandomNumberGenerator()
         let delay = Backoff.seconds(failures: failures, ceiling: MQTTPublisher.reconnectMaxSeconds, random: &random)
         retryAt = .now + .milliseconds(Int(delay * 1000))
-        // Log a new reason, the first failure, and every retry once the waits reach the ceiling (>= 0.8 of it).
-        if lastError != reason || failures == 1 || delay >= 0.8 * MQTTPublisher.reconnectMaxSeconds {
+        // Log a new reason, the first failure, and every retry once the waits have reached the ceiling.
+        let atCeiling = Backoff.base(failures: failures, ceiling: MQTTPublisher.reconnectMaxSeconds) == MQTTPublisher.reconnectMaxSeconds
+        if lastError != reason || failures == 1 || atCeiling {
             logger.warning("MQTT broker unavailable", metadata: ["broker": "\(settings.host):\(settings.port)",
                                                                  "reason": "\(reason)", "retry_in_s": "\(String(format: "%.1f", delay))"])
         }

@@ -3,8 +3,12 @@
 public enum Backoff {
     /// The factor comes from the top 53 bits of one draw of `random`, so a seeded generator gives a repeatable wait.
     public static func seconds(failures: Int, ceiling: Double, random: inout some RandomNumberGenerator) -> Double {
-        let base = min(ceiling, Double(UInt64(1) << UInt64(min(max(failures, 1) - 1, 32))))
         let unit = Double(random.next() >> 11) / Double(UInt64(1) << 53)
-        return base * (0.8 + 0.4 * unit)
+        return base(failures: failures, ceiling: ceiling) * (0.8 + 0.4 * unit)
+    }
+
+    /// The wait before its jitter: 1, 2, 4 ... seconds, at most `ceiling`.
+    public static func base(failures: Int, ceiling: Double) -> Double {
+        min(ceiling, Double(UInt64(1) << UInt64(min(max(failures, 1) - 1, 32))))
     }
 }

@@ -99,6 +99,20 @@ final class SnapshotStoreTests: XCTestCase {
         }
     }
 
+    /// An event none of whose frames reached the store (here: its frames were never held) ends without a picture,
+    /// and says so rather than "not yet".
+    func testAnEventThatEndsWithoutAPictureSaysItWillHaveNone() throws {
+        let store = SnapshotStore(capacity: 10)
+        defer { store.stop() }
+        store.record(record(0, [person(0.9, track: 5)]), events: [start(5, frame: 0)])
+        let event = try XCTUnwrap(SnapshotStore.EventKey(id: "cam-5"))
+        guard case .pending(nil) = store.lookup(event) else { return XCTFail("open, no picture yet") }
+        store.record(record(1, []), events: [end(5)])
+        let deadline = Date().addingTimeInterval(20)
+        while case .pending = store.lookup(event), Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        guard case .noPicture = store.lookup(event) else { return XCTFail("ended without a picture: \(store.lookup(event))") }
+    }
+
     func testSnapshotsOffHoldNothing() {
         let store = SnapshotStore(capacity: 0)
         defer { store.stop() }

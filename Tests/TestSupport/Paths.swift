@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Where tests find the real model and media that `scripts/setup.sh` puts in the repo's `.cache/`.
 public enum TestPaths {
@@ -19,10 +20,21 @@ public enum TestPaths {
         return testExecutable.deletingLastPathComponent().appendingPathComponent("sightline").path
     }
 
+    /// A new directory, removed when the test process exits (tests leave nothing behind in /tmp).
     public static func temporaryDirectory() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        removedAtExit.withLock { directories in
+            if directories.isEmpty { atexit { TestPaths.removeTemporaryDirectories() } }
+            directories.append(dir)
+        }
         return dir
+    }
+
+    private static let removedAtExit = Mutex<[URL]>([])
+
+    private static func removeTemporaryDirectories() {
+        for dir in removedAtExit.withLock({ $0 }) { try? FileManager.default.removeItem(at: dir) }
     }
 }
 
