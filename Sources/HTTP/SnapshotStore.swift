@@ -13,7 +13,9 @@ import Values
 /// detection yet: then the store keeps that very buffer as the event's view (no copy either), and gives back the
 /// view it replaces. Once the event ends (or someone asks for an open event's snapshot), the store's own
 /// `sightline-snapshots` thread copies the view into its one scratch buffer, gives the frame back, draws the box and
-/// encodes the JPEG: one copy and one encode per event, however often its best view improved.
+/// encodes the JPEG: one copy and one encode per event, however often its best view improved. While views are kept
+/// the thread looks for ended events every `pollInterval` rather than being woken by the sink, which would wake it
+/// under the sink's lock; only a request, or the first event to end after a quiet spell, wakes it.
 public final class SnapshotStore: Sendable {
     /// An event as `object_start`/`object_end` name it: a track id is unique per source for the life of the daemon.
     public struct EventKey: Hashable, Sendable, CustomStringConvertible {
@@ -101,6 +103,14 @@ public final class SnapshotStore: Sendable {
         var reading: PixelBuffer?
         var giveBackAfterReading = false
         var stopped = false
+        /// The thread waits for a wake-up, with no views to look after.
+        var sleeping = false
+
+        /// Whether the thread needs a wake-up to see new work (then it gets one: true).
+        mutating func wakeIfSleeping() -> Bool {
+            defer { sleeping = false }
+            return sleeping
+        }
 
         /// One view less on `pixels`: the frame, if it is to go back to its pool now (outside the lock).
         mutating func release(_ pixels: PixelBuffer) -> PixelBuffer? {
@@ -127,6 +137,8 @@ public final class SnapshotStore: Sendable {
     static let viewLimit = 16
     /// A frame held longer than this has a record that will not come (its source went away).
     static let staleNanos: Int64 = 5_000_000_000
+    /// How often the thread looks for ended events while it keeps views.
+    static let pollInterval = DispatchTimeInterval.milliseconds(100)
 
     private let held = Mutex<[FrameKey: (pixels: PixelBuffer, since: Int64)]>([:])
     private let state = Mutex(State())
@@ -200,7 +212,7 @@ public final class SnapshotStore: Sendable {
         let wanted = state.withLock { state -> Bool in
             started(events, in: &state, giveBack: &giveBack)
             if let pixels, state.stopped || !offer(pixels, of: record, in: &state, giveBack: &giveBack) { giveBack.append(pixels) }
-            return ended(events, in: &state)
+            return ended(events, in: &state) && state.wakeIfSleeping()
         }
         for pixels in giveBack { pixels.recycle() }
         if wanted { wake.signal() }
@@ -212,7 +224,7 @@ public final class SnapshotStore: Sendable {
         var giveBack: [PixelBuffer] = []
         let wanted = state.withLock { state -> Bool in
             started(events, in: &state, giveBack: &giveBack)
-            return ended(events, in: &state)
+            return ended(events, in: &state) && state.wakeIfSleeping()
         }
         for pixels in giveBack { pixels.recycle() }
         if wanted { wake.signal() }
@@ -284,7 +296,11 @@ public final class SnapshotStore: Sendable {
         let encoder = JPEGEncoder()
         var scratch: PixelBuffer?
         while true {
-            wake.wait()
+            let sleep = state.withLock { state -> Bool in
+                state.sleeping = state.viewFrames.isEmpty && state.todo.isEmpty
+                return state.sleeping
+            }
+            if sleep { wake.wait() } else { _ = wake.wait(timeout: .now() + Self.pollInterval) }
             while let (event, view) = nextView() {
                 if scratch?.width != view.pixels.width || scratch?.height != view.pixels.height {
                     scratch = PixelBuffer(width: view.pixels.width, height: view.pixels.height)
@@ -359,6 +375,7 @@ public final class SnapshotStore: Sendable {
                 entry.encodeAsked = true
                 state.entries[event] = entry
                 state.todo.append(event)
+                state.sleeping = false
             }
             return (.pending(entry.snapshot), ask)
         }

@@ -119,6 +119,40 @@ final class AnnotatorTests: XCTestCase {
         }
     }
 
+    /// The encoder's own RGB-to-YCbCr conversion (JPEG's full range): saturated colours, white, black and grey come
+    /// back from FFmpeg's decoder as they went in, within JPEG's loss; at an odd size, its last column and row too.
+    func testColoursSurviveTheJPEGRoundTrip() throws {
+        let colours = [RGB(255, 0, 0), RGB(0, 255, 0), RGB(0, 0, 255), RGB(255, 255, 255), RGB(0, 0, 0), RGB(128, 128, 128),
+                       RGB(255, 220, 0), RGB(160, 80, 255)]
+        for (width, height) in [(128, 64), (131, 67)] {
+            let pixels = PixelBuffer(width: width, height: height)
+            // Stripes 16 columns wide, the last one to the right edge.
+            for y in 0..<height {
+                let row = pixels.bytes.assumingMemoryBound(to: UInt8.self) + y * pixels.rowBytes
+                for x in 0..<width {
+                    let colour = colours[min(x / 16, colours.count - 1)]
+                    (row[3 * x], row[3 * x + 1], row[3 * x + 2]) = (colour.r, colour.g, colour.b)
+                }
+            }
+            let decoded = try roundTrip(pixels)
+            XCTAssertEqual(decoded.width, width)
+            XCTAssertEqual(decoded.height, height)
+            func pixel(_ x: Int, _ y: Int) -> RGB {
+                let p = decoded.pixels.bytes.assumingMemoryBound(to: UInt8.self) + y * decoded.pixels.rowBytes + x * 3
+                return RGB(p[0], p[1], p[2])
+            }
+            func near(_ a: RGB, _ b: RGB) -> Bool {
+                abs(Int(a.r) - Int(b.r)) <= 10 && abs(Int(a.g) - Int(b.g)) <= 10 && abs(Int(a.b) - Int(b.b)) <= 10
+            }
+            for (stripe, colour) in colours.enumerated() {
+                let found = pixel(stripe * 16 + 8, height / 2)
+                XCTAssertTrue(near(found, colour), "\(width)x\(height), stripe \(stripe): \(found) for \(colour)")
+            }
+            let corner = pixel(width - 1, height - 1)
+            XCTAssertTrue(near(corner, colours[colours.count - 1]), "\(width)x\(height), last pixel: \(corner)")
+        }
+    }
+
     func testFrameCopiesHoldPixelsUntilTakenAndStayBounded() throws {
         let copies = FrameCopies(capacity: 2)
         func frame(_ sequence: Int, value: UInt8) -> Frame {
