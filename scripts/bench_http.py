@@ -7,7 +7,9 @@ Runs the release daemon (`sightline run`) on a lossless file source, detecting a
   viewer  HTTP on, one client reading /sources/walk/stream.mjpeg all along
 (HTTP on means every http: default, event snapshots included: the tracker's events get theirs in both modes)
 and reports each mode's throughput (detections records per second between the first and the last record, read by a
-socket subscriber) as a ratio to `off`, median over interleaved rounds (off, idle, viewer, off, ...).
+socket subscriber) as a ratio to `off`, median over interleaved rounds (off, idle, viewer, off, ...). It also reports
+the CPU time the daemon used by half a second after the source's end (its threads' /proc/PID/task/*/schedstat):
+unlike throughput, that depends little on what else the machine is doing.
 Run it on a quiet machine:  python3 scripts/bench_http.py [--rounds 5] [--input .cache/media/vtest.avi]
 """
 import argparse, json, os, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
@@ -70,20 +72,32 @@ def run(mode, work):
             elif record["type"] == "source_down":
                 break
         stop.set()
-        return (count - 1) / (last - first)
+        time.sleep(0.5)  # the last events' snapshots are encoded after the source's end
+        cpu = 0.0
+        for task in os.listdir(f"/proc/{daemon.pid}/task"):
+            try:
+                with open(f"/proc/{daemon.pid}/task/{task}/schedstat") as f:
+                    cpu += int(f.read().split()[0]) / 1e9
+            except OSError:  # a thread that just ended
+                pass
+        return (count - 1) / (last - first), cpu
     finally:
         daemon.terminate()
         daemon.wait()
 
 
 results = {"off": [], "idle": [], "viewer": []}
+cpu = {"off": [], "idle": [], "viewer": []}
 with tempfile.TemporaryDirectory() as work:
     for round in range(args.rounds):
         for mode in results:
-            results[mode].append(run(mode, work))
-            print(f"round {round + 1} {mode}: {results[mode][-1]:.1f} frames/s", file=sys.stderr)
+            rate, seconds = run(mode, work)
+            results[mode].append(rate)
+            cpu[mode].append(seconds)
+            print(f"round {round + 1} {mode}: {rate:.1f} frames/s, CPU {seconds:.2f} s", file=sys.stderr)
 off = statistics.median(results["off"])
 for mode, values in results.items():
     ratios = [v / o for v, o in zip(values, results["off"])]
     print(f"{mode:7s} median {statistics.median(values):7.1f} frames/s   ratio to off: median {statistics.median(ratios):.3f}"
-          f" (min {min(ratios):.3f}, max {max(ratios):.3f})")
+          f" (min {min(ratios):.3f}, max {max(ratios):.3f})   CPU median {statistics.median(cpu[mode]):.2f} s,"
+          f" more than off by {statistics.median([c - o for c, o in zip(cpu[mode], cpu['off'])]):+.3f} s (median)")

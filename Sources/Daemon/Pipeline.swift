@@ -68,7 +68,7 @@ public final class Pipeline: Sendable {
 
     /// Sees each detected frame on its worker thread before the frame's pixels go back to the pool, and must
     /// return quickly. It may copy them (for a preview); returning true, it took them instead, and recycles them
-    /// itself soon (they come from the source's small pool: held long, they make it allocate).
+    /// itself (they come from the source's small pool: while held, it allocates others, so hold few).
     public typealias FrameTap = @Sendable (_ frame: Frame, _ detections: [Detection]) -> Bool
 
     private struct State {

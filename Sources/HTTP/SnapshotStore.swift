@@ -7,11 +7,13 @@ import Values
 /// Event snapshots (docs/HTTP.md, `/events/<id>/snapshot.jpg`): for each tracked object, the frame of its
 /// best-scoring detection with its box drawn, kept as a JPEG for the last `capacity` events.
 ///
-/// Nothing is copied or encoded on the detection path. The frame tap takes a frame that has detections (its pixels,
-/// no copy) until its record leaves the sink, where the tracker has put track ids on it; the frame then goes back
-/// to its source's pool at once, unless it holds an event's best detection yet. Such a frame goes to the store's own
-/// `sightline-snapshots` thread, which copies it into a buffer of its own (the event's view), draws the box there
-/// and gives the frame back. A view is encoded once its event has ended, or when its snapshot is asked for.
+/// Nothing is copied or encoded on the detection path, and nothing there waits for the store's thread. The frame tap
+/// takes a frame that has detections (its pixels, no copy) until its record leaves the sink, where the tracker has
+/// put track ids on it. Then the frame goes back to its source's pool at once, unless it holds an open event's best
+/// detection yet: then the store keeps that very buffer as the event's view (no copy either), and gives back the
+/// view it replaces. Once the event ends (or someone asks for an open event's snapshot), the store's own
+/// `sightline-snapshots` thread copies the view into its one scratch buffer, gives the frame back, draws the box and
+/// encodes the JPEG: one copy and one encode per event, however often its best view improved.
 public final class SnapshotStore: Sendable {
     /// An event as `object_start`/`object_end` name it: a track id is unique per source for the life of the daemon.
     public struct EventKey: Hashable, Sendable, CustomStringConvertible {
@@ -66,54 +68,71 @@ public final class SnapshotStore: Sendable {
         var frame: Int
     }
 
-    /// A frame of which some detections are the best yet of their events.
-    private struct Views: Sendable {
-        /// The source's frame: the snapshot thread alone touches it, and gives it back.
+    /// An event's best detection yet, not encoded yet, on its frame: the source's own buffer, which other events'
+    /// views may share.
+    private struct View {
         let pixels: PixelBuffer
         let frame: Int
-        let detections: [(event: EventKey, detection: Detection)]
+        let detection: Detection
     }
 
-    private enum Job: Sendable {
-        case views(Views)
-        case end(EventKey)
-        /// A request wants the latest view of an open event encoded.
-        case encode(EventKey)
-    }
-
-    /// What requests see, written by the snapshot thread.
     private struct Entry {
+        /// The published picture.
         var snapshot: Snapshot?
-        /// The thread holds a view newer than `snapshot`.
-        var newerView = false
-        var encodeAsked = false
+        /// A better view than `snapshot`, waiting to be encoded.
+        var view: View?
+        /// The best score offered so far (a detection must beat it to become the view).
+        var best: Float = -1
         var ended = false
+        var encodeAsked = false
+        /// The thread is encoding a view of it.
+        var encoding = false
     }
 
-    private struct Published {
+    private struct State {
         /// Started events, oldest first: the last `capacity` of them are kept.
         var order: [EventKey] = []
         var entries: [EventKey: Entry] = [:]
+        /// The frames views are on, with how many views each.
+        var viewFrames: [ObjectIdentifier: (pixels: PixelBuffer, views: Int)] = [:]
+        /// Events whose view the thread should encode (ended, or asked for), in order.
+        var todo: [EventKey] = []
+        /// The frame the thread is copying from; if its last view goes meanwhile, the thread gives it back.
+        var reading: PixelBuffer?
+        var giveBackAfterReading = false
+        var stopped = false
+
+        /// One view less on `pixels`: the frame, if it is to go back to its pool now (outside the lock).
+        mutating func release(_ pixels: PixelBuffer) -> PixelBuffer? {
+            let id = ObjectIdentifier(pixels)
+            guard let frame = viewFrames[id] else { return nil }
+            guard frame.views <= 1 else {
+                viewFrames[id]?.views -= 1
+                return nil
+            }
+            viewFrames.removeValue(forKey: id)
+            if reading === pixels {
+                giveBackAfterReading = true
+                return nil
+            }
+            return pixels
+        }
     }
 
     /// How many events' snapshots are kept; 0 turns snapshots off.
     public let capacity: Int
     /// Frames the tap holds at once; beyond, a frame is not held (and cannot become a snapshot).
     static let heldLimit = 8
-    /// Frames waiting for the snapshot thread at once; beyond, a better view is passed over.
-    static let queuedLimit = 16
-    /// Open events whose view is kept unencoded; beyond, a view is encoded at once instead.
+    /// Frames kept as views at once; beyond, a better view is passed over until one goes.
     static let viewLimit = 16
     /// A frame held longer than this has a record that will not come (its source went away).
     static let staleNanos: Int64 = 5_000_000_000
 
     private let held = Mutex<[FrameKey: (pixels: PixelBuffer, since: Int64)]>([:])
-    /// The sink's side: each open event's best score handed to the thread.
-    private let best = Mutex<[EventKey: Float]>([:])
-    private let jobs = Mutex<(queue: [Job], queuedFrames: Int, stopped: Bool)>(([], 0, false))
-    private let published = Mutex(Published())
+    private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
+    private let encodes = Atomic<Int>(0)
 
     public init(capacity: Int) {
         self.capacity = capacity
@@ -128,18 +147,26 @@ public final class SnapshotStore: Sendable {
 
     /// Stops the snapshot thread and gives back every frame held.
     public func stop() {
-        let running = jobs.withLock { state -> Bool in
+        let running = state.withLock { state -> Bool in
             defer { state.stopped = true }
             return !state.stopped
         }
         guard running, capacity > 0 else { return }
         wake.signal()
         done.wait()
-        held.withLock { held in
-            for (_, entry) in held { entry.pixels.recycle() }
-            held.removeAll()
+        let views = state.withLock { state in
+            defer { state.viewFrames.removeAll() }
+            return state.viewFrames.values.map(\.pixels)
         }
+        let frames = held.withLock { held in
+            defer { held.removeAll() }
+            return held.values.map(\.pixels)
+        }
+        for pixels in views + frames { pixels.recycle() }
     }
+
+    /// Views encoded (or tried: encoding can fail) since the start.
+    public var snapshotsEncoded: Int { encodes.load(ordering: .relaxed) }
 
     // MARK: The pipeline's side
 
@@ -149,10 +176,13 @@ public final class SnapshotStore: Sendable {
         guard capacity > 0, !detections.isEmpty else { return false }
         let key = FrameKey(source: frame.sourceID, frame: frame.sequence)
         let now = PreviewHub.now()
+        var stale: [PixelBuffer] = []
+        defer { for pixels in stale { pixels.recycle() } }
         return held.withLock { held in
             if held.count >= Self.heldLimit {
-                for (stale, entry) in held where now - entry.since > Self.staleNanos {
-                    held.removeValue(forKey: stale)?.pixels.recycle()
+                for (staleKey, entry) in held where now - entry.since > Self.staleNanos {
+                    held.removeValue(forKey: staleKey)
+                    stale.append(entry.pixels)
                 }
             }
             guard held.count < Self.heldLimit, held[key] == nil else { return false }
@@ -161,193 +191,181 @@ public final class SnapshotStore: Sendable {
         }
     }
 
-    /// Each detections record as it leaves the daemon, with its tracker events (under the sink's lock: quick).
+    /// Each detections record as it leaves the daemon, with its tracker events (under the sink's lock: quick, and
+    /// never waits for the snapshot thread).
     public func record(_ record: Record.Detections, events: [TrackEvent]) {
         guard capacity > 0 else { return }
         let pixels = held.withLock { $0.removeValue(forKey: FrameKey(source: record.source, frame: record.frame))?.pixels }
-        var queue = trackJobs(for: events)
-        let room = jobs.withLock { $0.queuedFrames < Self.queuedLimit }
-        if let pixels, room {
-            let better = best.withLock { best in
-                record.detections.compactMap { detection -> (event: EventKey, detection: Detection)? in
-                    guard let id = detection.trackID else { return nil }
-                    let event = EventKey(source: record.source, trackID: id)
-                    guard let score = best[event], detection.score > score else { return nil }
-                    best[event] = detection.score
-                    return (event, detection)
-                }
-            }
-            if better.isEmpty {
-                pixels.recycle()
-            } else {
-                queue.append(.views(Views(pixels: pixels, frame: record.frame, detections: better)))
-            }
-        } else {
-            pixels?.recycle()
+        var giveBack: [PixelBuffer] = []
+        let wanted = state.withLock { state -> Bool in
+            started(events, in: &state, giveBack: &giveBack)
+            if let pixels, state.stopped || !offer(pixels, of: record, in: &state, giveBack: &giveBack) { giveBack.append(pixels) }
+            return ended(events, in: &state)
         }
-        enqueue(queue)
+        for pixels in giveBack { pixels.recycle() }
+        if wanted { wake.signal() }
     }
 
     /// Tracker events without a frame (a source's tracks ending at its source_down, or at shutdown).
     public func record(events: [TrackEvent]) {
-        guard capacity > 0 else { return }
-        enqueue(trackJobs(for: events))
+        guard capacity > 0, !events.isEmpty else { return }
+        var giveBack: [PixelBuffer] = []
+        let wanted = state.withLock { state -> Bool in
+            started(events, in: &state, giveBack: &giveBack)
+            return ended(events, in: &state)
+        }
+        for pixels in giveBack { pixels.recycle() }
+        if wanted { wake.signal() }
     }
 
-    /// Registers the events that start (at once, so that a request right after their `object_start` finds them,
-    /// dropping the oldest beyond `capacity`), and says which end.
-    private func trackJobs(for events: [TrackEvent]) -> [Job] {
-        guard !events.isEmpty else { return [] }
-        let starts = events.compactMap { event -> EventKey? in
-            guard case .start(let start) = event else { return nil }
-            return EventKey(source: start.source, trackID: start.trackID)
+    /// Registers the events that start (at once, so that a request right after their `object_start` finds them),
+    /// dropping the oldest beyond `capacity`.
+    private func started(_ events: [TrackEvent], in state: inout State, giveBack: inout [PixelBuffer]) {
+        for case .start(let start) in events {
+            let event = EventKey(source: start.source, trackID: start.trackID)
+            state.order.append(event)
+            state.entries[event] = Entry()
         }
-        if !starts.isEmpty {
-            published.withLock { published in
-                for event in starts {
-                    published.order.append(event)
-                    published.entries[event] = Entry()
-                }
-                if published.order.count > capacity {
-                    for evicted in published.order.prefix(published.order.count - capacity) { published.entries.removeValue(forKey: evicted) }
-                    published.order.removeFirst(published.order.count - capacity)
-                }
+        guard state.order.count > capacity else { return }
+        for evicted in state.order.prefix(state.order.count - capacity) {
+            if let view = state.entries.removeValue(forKey: evicted)?.view, let pixels = state.release(view.pixels) {
+                giveBack.append(pixels)
             }
         }
-        return best.withLock { best in
-            events.compactMap { event -> Job? in
-                switch event {
-                case .start(let start):
-                    best[EventKey(source: start.source, trackID: start.trackID)] = -1
-                    return nil
-                case .end(let end):
-                    let key = EventKey(source: end.source, trackID: end.trackID)
-                    best.removeValue(forKey: key)
-                    return .end(key)
-                case .presence:
-                    return nil
-                }
-            }
-        }
+        state.order.removeFirst(state.order.count - capacity)
     }
 
-    private func enqueue(_ queue: [Job]) {
-        guard !queue.isEmpty else { return }
-        let refused = jobs.withLock { state -> [Job] in
-            guard !state.stopped else { return queue }
-            state.queue += queue
-            state.queuedFrames += queue.filter { if case .views = $0 { true } else { false } }.count
-            return []
+    /// Makes the frame the view of each open event whose best detection yet it holds; false if it is no event's.
+    private func offer(_ pixels: PixelBuffer, of record: Record.Detections, in state: inout State, giveBack: inout [PixelBuffer]) -> Bool {
+        let better = record.detections.compactMap { detection -> (event: EventKey, detection: Detection)? in
+            guard let id = detection.trackID else { return nil }
+            let event = EventKey(source: record.source, trackID: id)
+            guard let entry = state.entries[event], !entry.ended, detection.score > entry.best else { return nil }
+            return (event, detection)
         }
-        for case .views(let views) in refused { views.pixels.recycle() }
-        wake.signal()
+        guard !better.isEmpty else { return false }
+        // Room for one more frame, counting the frames whose every view this one replaces.
+        var replaced: [ObjectIdentifier: Int] = [:]
+        for (event, _) in better {
+            if let view = state.entries[event]?.view { replaced[ObjectIdentifier(view.pixels), default: 0] += 1 }
+        }
+        let freed = replaced.filter { state.viewFrames[$0.key]?.views == $0.value }.count
+        guard state.viewFrames.count - freed < Self.viewLimit else { return false }
+        for (event, detection) in better {
+            if let old = state.entries[event]?.view, let pixels = state.release(old.pixels) { giveBack.append(pixels) }
+            state.entries[event]?.view = View(pixels: pixels, frame: record.frame, detection: detection)
+            state.entries[event]?.best = detection.score
+        }
+        state.viewFrames[ObjectIdentifier(pixels)] = (pixels, better.count)
+        return true
+    }
+
+    /// Marks the events that end; true if the thread has a view to encode.
+    private func ended(_ events: [TrackEvent], in state: inout State) -> Bool {
+        var wanted = false
+        for case .end(let end) in events {
+            let event = EventKey(source: end.source, trackID: end.trackID)
+            guard var entry = state.entries[event] else { continue }
+            entry.ended = true
+            if entry.view != nil {
+                state.todo.append(event)
+                wanted = true
+            } else if let snapshot = entry.snapshot {
+                entry.snapshot = Snapshot(jpeg: snapshot.jpeg, frame: snapshot.frame, score: snapshot.score, final: true)
+            }
+            state.entries[event] = entry
+        }
+        return wanted
     }
 
     // MARK: The snapshot thread
 
-    /// An event's best view so far, drawn, not encoded yet.
-    private struct View {
-        let pixels: PixelBuffer
-        let frame: Int
-        let score: Float
-        /// Its JPEG is published already.
-        var encoded = false
-    }
-
     private func run() {
         let encoder = JPEGEncoder()
-        let pool = PixelBufferPool(keep: 4)
-        var views: [EventKey: View] = [:]
-
-        func encode(_ view: View, of event: EventKey, final: Bool) {
-            let jpeg = try? encoder.encode(view.pixels)
-            published.withLock { published in
-                guard var entry = published.entries[event] else { return }
-                if let jpeg { entry.snapshot = Snapshot(jpeg: jpeg, frame: view.frame, score: view.score, final: final) }
-                entry.newerView = false
-                entry.encodeAsked = false
-                published.entries[event] = entry
-            }
-        }
-
+        var scratch: PixelBuffer?
         while true {
             wake.wait()
-            let (batch, stopped) = jobs.withLock { state in
-                defer {
-                    state.queue.removeAll()
-                    state.queuedFrames = 0
+            while let (event, view) = nextView() {
+                if scratch?.width != view.pixels.width || scratch?.height != view.pixels.height {
+                    scratch = PixelBuffer(width: view.pixels.width, height: view.pixels.height)
                 }
-                return (state.queue, state.stopped)
+                guard let copy = scratch else { continue }
+                copy.bytes.copyMemory(from: view.pixels.bytes, byteCount: view.pixels.rowBytes * view.pixels.height)
+                copied(view, of: event)
+                Annotator.draw([view.detection], on: copy)
+                let jpeg = try? encoder.encode(copy)
+                encodes.add(1, ordering: .relaxed)
+                publish(jpeg, of: event, view: view)
             }
-            for job in batch {
-                switch job {
-                case .views(let frame):
-                    defer { frame.pixels.recycle() }
-                    guard !stopped else { continue }
-                    for (event, detection) in frame.detections {
-                        // An event no longer kept (more have started since) keeps no view.
-                        guard published.withLock({ $0.entries[event] != nil }) else {
-                            views.removeValue(forKey: event)?.pixels.recycle()
-                            continue
-                        }
-                        let previous = views.removeValue(forKey: event)?.pixels
-                        let copy = previous.flatMap { $0.width == frame.pixels.width && $0.height == frame.pixels.height ? $0 : nil }
-                            ?? pool.take(width: frame.pixels.width, height: frame.pixels.height)
-                        if let previous, previous !== copy { previous.recycle() }
-                        copy.bytes.copyMemory(from: frame.pixels.bytes, byteCount: frame.pixels.rowBytes * frame.pixels.height)
-                        Annotator.draw([detection], on: copy)
-                        let view = View(pixels: copy, frame: frame.frame, score: detection.score)
-                        if views.count >= Self.viewLimit {
-                            encode(view, of: event, final: false)
-                            copy.recycle()
-                        } else {
-                            views[event] = view
-                            published.withLock { $0.entries[event]?.newerView = true }
-                        }
-                    }
-                case .end(let event):
-                    let view = views.removeValue(forKey: event)
-                    defer { view?.pixels.recycle() }
-                    if let view, !view.encoded, !stopped {
-                        encode(view, of: event, final: true)
-                    } else {
-                        published.withLock { published in
-                            guard let snapshot = published.entries[event]?.snapshot else { return }
-                            published.entries[event]?.snapshot = Snapshot(jpeg: snapshot.jpeg, frame: snapshot.frame,
-                                                                          score: snapshot.score, final: true)
-                        }
-                    }
-                    published.withLock { $0.entries[event]?.ended = true }
-                case .encode(let event):
-                    guard !stopped, let view = views[event], !view.encoded else { continue }
-                    encode(view, of: event, final: false)
-                    views[event]?.encoded = true
-                }
+            if state.withLock({ $0.stopped }) { return }
+        }
+    }
+
+    /// The next view to encode, marked as being read.
+    private func nextView() -> (EventKey, View)? {
+        state.withLock { state in
+            while !state.stopped, !state.todo.isEmpty {
+                let event = state.todo.removeFirst()
+                guard let entry = state.entries[event], let view = entry.view, entry.ended || entry.encodeAsked else { continue }
+                state.reading = view.pixels
+                return (event, view)
             }
-            if stopped {
-                for (_, view) in views { view.pixels.recycle() }
-                return
+            return nil
+        }
+    }
+
+    /// The view is copied: its frame goes back (unless other views are on it), and the event waits for its JPEG.
+    private func copied(_ view: View, of event: EventKey) {
+        let giveBack = state.withLock { state -> [PixelBuffer] in
+            var giveBack: [PixelBuffer] = []
+            if state.giveBackAfterReading, let reading = state.reading { giveBack.append(reading) }
+            (state.reading, state.giveBackAfterReading) = (nil, false)
+            guard var entry = state.entries[event] else { return giveBack }
+            if let current = entry.view, current.pixels === view.pixels, current.frame == view.frame {
+                entry.view = nil
+                if let pixels = state.release(view.pixels) { giveBack.append(pixels) }
             }
+            entry.encoding = true
+            state.entries[event] = entry
+            return giveBack
+        }
+        for pixels in giveBack { pixels.recycle() }
+    }
+
+    /// Publishes the view's JPEG (nil: encoding failed); final if the event has ended and no better view came since.
+    private func publish(_ jpeg: [UInt8]?, of event: EventKey, view: View) {
+        state.withLock { state in
+            guard var entry = state.entries[event] else { return }
+            if let jpeg {
+                entry.snapshot = Snapshot(jpeg: jpeg, frame: view.frame, score: view.detection.score, final: entry.ended && entry.view == nil)
+            }
+            entry.encoding = false
+            entry.encodeAsked = false
+            state.entries[event] = entry
         }
     }
 
     // MARK: The server's side
 
-    /// The event's snapshot; asks for an open event's latest view to be encoded if it is not yet.
+    /// The event's snapshot; asks for an open event's view to be encoded if it is not yet.
     public func lookup(_ event: EventKey) -> Lookup {
-        let (lookup, ask) = published.withLock { published -> (Lookup, Bool) in
-            guard var entry = published.entries[event] else { return (.unknown, false) }
-            if let snapshot = entry.snapshot, !entry.newerView { return (.picture(snapshot), false) }
-            if entry.ended, entry.snapshot == nil { return (.noPicture, false) }
-            let ask = entry.newerView && !entry.encodeAsked
-            entry.encodeAsked = entry.encodeAsked || ask
-            published.entries[event] = entry
+        let (lookup, ask) = state.withLock { state -> (Lookup, Bool) in
+            guard var entry = state.entries[event] else { return (.unknown, false) }
+            let waiting = entry.view != nil || entry.encoding
+            if let snapshot = entry.snapshot, !waiting { return (.picture(snapshot), false) }
+            if entry.ended, !waiting { return (.noPicture, false) }
+            let ask = entry.view != nil && !entry.encodeAsked && !entry.ended
+            if ask {
+                entry.encodeAsked = true
+                state.entries[event] = entry
+                state.todo.append(event)
+            }
             return (.pending(entry.snapshot), ask)
         }
-        if ask { enqueue([.encode(event)]) }
+        if ask { wake.signal() }
         return lookup
     }
 
     /// Whether the event's snapshot is kept (it may not be encoded yet).
-    public func keeps(_ event: EventKey) -> Bool { published.withLock { $0.entries[event] != nil } }
+    public func keeps(_ event: EventKey) -> Bool { state.withLock { $0.entries[event] != nil } }
 }

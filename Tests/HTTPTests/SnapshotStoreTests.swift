@@ -99,6 +99,44 @@ final class SnapshotStoreTests: XCTestCase {
         }
     }
 
+    /// The best view is the source's frame itself, kept rather than copied each time it improves: an event costs one
+    /// copy and one encode, when it ends, whatever the number of its better views; their frames all go back.
+    func testAnEventIsEncodedOnceHoweverOftenItsViewImproves() throws {
+        let store = SnapshotStore(capacity: 10)
+        defer { store.stop() }
+        pass(store, 0, [person(0.3, track: 4)], events: [start(4, frame: 0)])
+        for sequence in 1...20 { pass(store, sequence, [person(0.3 + Float(sequence) / 40, track: 4)]) }
+        pass(store, 21, [person(0.6, track: 4)])
+        pass(store, 22, [], events: [end(4)])
+        let final = try XCTUnwrap(snapshot(store, "cam-4") { $0.final })
+        XCTAssertEqual(final.frame, 20)
+        XCTAssertEqual(final.score, 0.8, accuracy: 1e-6)
+        XCTAssertEqual(store.snapshotsEncoded, 1, "21 better views, one encode")
+        XCTAssertTrue(used.allSatisfy { !$0.recycle() }, "every frame went back to its pool")
+    }
+
+    /// At most `viewLimit` (16) frames are kept as views: an event whose view would be the 17th frame gets none (it
+    /// waits, "no picture yet") until a frame goes, and then its next detection becomes its view.
+    func testViewsAreBoundedAndAPassedOverEventGetsOneOnceAFrameGoes() throws {
+        let store = SnapshotStore(capacity: 50)
+        defer { store.stop() }
+        for track in 1...17 { pass(store, track, [person(0.9, track: track)], events: [start(track, frame: track)]) }
+        let waiting = try XCTUnwrap(SnapshotStore.EventKey(id: "cam-17"))
+        guard case .pending(nil) = store.lookup(waiting) else { return XCTFail("the 17th frame is not kept: \(store.lookup(waiting))") }
+        Thread.sleep(forTimeInterval: 0.2)
+        guard case .pending(nil) = store.lookup(waiting) else { return XCTFail("and nothing is encoded for it: \(store.lookup(waiting))") }
+
+        pass(store, 18, [], events: [end(1)])
+        XCTAssertNotNil(snapshot(store, "cam-1") { $0.final })
+        pass(store, 19, [person(0.5, track: 17)])
+        let late = try XCTUnwrap(snapshot(store, "cam-17"), "a view once room was made")
+        XCTAssertEqual(late.frame, 19)
+
+        pass(store, 20, [], events: (2...17).map { end($0) })
+        for track in 2...17 { XCTAssertNotNil(snapshot(store, "cam-\(track)") { $0.final }, "event \(track)") }
+        XCTAssertTrue(used.allSatisfy { !$0.recycle() }, "every frame went back to its pool")
+    }
+
     /// An event none of whose frames reached the store (here: its frames were never held) ends without a picture,
     /// and says so rather than "not yet".
     func testAnEventThatEndsWithoutAPictureSaysItWillHaveNone() throws {
