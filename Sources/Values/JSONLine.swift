@@ -146,15 +146,3 @@ public enum RFC3339 {
         return Date(timeIntervalSince1970: millis / 1000)
     }
 }
-
-extension KeyedDecodingContainer {
-    /// An RFC 3339 time (`RFC3339.format`).
-    func decodeTime(_ key: Key) throws -> Date {
-        let text = try decode(String.self, forKey: key)
-        guard let date = RFC3339.parse(text) else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: self,
-                                                   debugDescription: "not an RFC 3339 UTC time such as 2026-11-22T22:15:03.123Z: \(text)")
-        }
-        return date
-    }
-}

@@ -4,8 +4,9 @@ import Foundation
 /// `detect` and the daemon write is encoded by `jsonLine()`, and every record read back is decoded by
 /// `init(jsonLine:)`.
 ///
-/// A new kind of record is a case here, its struct below (its `type`, `Keys`, `write(to:)` and `init(from:)`, side
-/// by side), and a line in each of `jsonLine()` and `kinds`.
+/// A new kind of record is a case here, its struct below (its `type`, `CodingKeys` and `write(to:)` side by side;
+/// decoding is synthesized unless the written shape differs from the struct's), and a line in each of `jsonLine()`
+/// and `kinds`.
 public enum Record: Sendable, Equatable {
     /// Bumped only by a breaking change (docs/SCHEMA.md); `hello` announces it.
     public static let schemaVersion = 1
@@ -92,21 +93,25 @@ public enum Record: Sendable, Equatable {
     }
 
     private static func line<Body: RecordBody>(_ body: Body) -> String {
-        var json = JSONLineWriter<Body.Keys>(type: Body.type)
+        var json = JSONLineWriter<Body.CodingKeys>(type: Body.type)
         body.write(to: &json)
         return json.finish() + "\n"
     }
 
     private static func body<Body: RecordBody>(_ data: Data) throws -> Body {
-        try JSONDecoder().decode(Decoded<Body>.self, from: data).body
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let value = try decoder.singleValueContainer()
+            let text = try value.decode(String.self)
+            guard let date = RFC3339.parse(text) else {
+                throw DecodingError.dataCorruptedError(in: value, debugDescription: "not an RFC 3339 UTC time such as 2026-11-22T22:15:03.123Z: \(text)")
+            }
+            return date
+        }
+        return try decoder.decode(Body.self, from: data)
     }
 
     private struct TypeField: Decodable { var type: String }
-
-    private struct Decoded<Body: RecordBody>: Decodable {
-        var body: Body
-        init(from decoder: any Decoder) throws { body = try Body(from: decoder) }
-    }
 
     private static func explain(_ error: any Error, type: String?) -> String {
         guard let error = error as? DecodingError else { return "\(error)" }
@@ -151,14 +156,14 @@ public enum Record: Sendable, Equatable {
     }
 }
 
-/// What each kind's struct provides to `Record`.
-protocol RecordBody: Sendable {
-    associatedtype Keys: CodingKey
+/// What each kind's struct provides to `Record`. Decode records with `Record(jsonLine:)`: its decoder reads times as
+/// RFC 3339, which a plain `JSONDecoder` does not.
+protocol RecordBody: Sendable, Decodable {
+    associatedtype CodingKeys: CodingKey
     /// The record's `type`.
     static var type: String { get }
     /// Writes the fields after `type`, in the documented order.
-    func write(to json: inout JSONLineWriter<Keys>)
-    init(from decoder: any Decoder) throws
+    func write(to json: inout JSONLineWriter<CodingKeys>)
 }
 
 extension Record {
@@ -193,11 +198,11 @@ extension Record {
             self.up = up
         }
 
-        enum Keys: String, CodingKey {
+        enum CodingKeys: String, CodingKey {
             case schema, version, time, model, precision, labels, sources, sourceStates = "source_states"
         }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.schema, schema)
             json.field(.version, version)
             json.field(.time, RFC3339.format(time))
@@ -211,11 +216,11 @@ extension Record {
             json.raw(states.finish())
         }
 
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
             schema = try c.decode(Int.self, forKey: .schema)
             version = try c.decode(String.self, forKey: .version)
-            time = try c.decodeTime(.time)
+            time = try c.decode(Date.self, forKey: .time)
             model = try c.decode(String.self, forKey: .model)
             precision = try c.decode(String.self, forKey: .precision)
             labels = try c.decode([String].self, forKey: .labels)
@@ -269,13 +274,13 @@ extension Record {
             self.file = file
         }
 
-        enum Keys: String, CodingKey {
+        enum CodingKeys: String, CodingKey {
             case source, file, frame, seq, pts, time, captureTime = "capture_time", width, height
             case latencyMs = "latency_ms", inferMs = "infer_ms", dropped, detections
         }
         enum DetectionKeys: String, CodingKey { case label, classID = "class_id", score, box, trackID = "track_id" }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.source, source)
             if let file { json.field(.file, file) }
             json.field(.frame, frame)
@@ -297,15 +302,15 @@ extension Record {
             }
         }
 
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
             source = try c.decode(String.self, forKey: .source)
             file = try c.decodeIfPresent(String.self, forKey: .file)
             frame = try c.decode(Int.self, forKey: .frame)
             seq = try c.decode(Int.self, forKey: .seq)
             pts = try c.decodeIfPresent(Double.self, forKey: .pts)
-            time = try c.decodeTime(.time)
-            captureTime = try c.decodeTime(.captureTime)
+            time = try c.decode(Date.self, forKey: .time)
+            captureTime = try c.decode(Date.self, forKey: .captureTime)
             width = try c.decode(Int.self, forKey: .width)
             height = try c.decode(Int.self, forKey: .height)
             latencyMs = try c.decode(Double.self, forKey: .latencyMs)
@@ -315,7 +320,7 @@ extension Record {
             detections = []
             while !list.isAtEnd {
                 let item = try list.nestedContainer(keyedBy: DetectionKeys.self)
-                let box = try item.decodeBox(.box)
+                let box = try item.decode(Box.self, forKey: .box)
                 detections.append(Detection(
                     classID: try item.decode(Int.self, forKey: .classID), label: try item.decode(String.self, forKey: .label),
                     score: try item.decode(Float.self, forKey: .score), xmin: box.xmin, ymin: box.ymin, xmax: box.xmax, ymax: box.ymax,
@@ -343,9 +348,9 @@ extension Record {
             self.droppedTotal = droppedTotal
         }
 
-        enum Keys: String, CodingKey { case source, time, state, fps, droppedTotal = "dropped_total" }
+        enum CodingKeys: String, CodingKey { case source, time, state, fps, droppedTotal = "dropped_total" }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.source, source)
             json.field(.time, RFC3339.format(time))
             json.field(.state, up ? "up" : "down")
@@ -353,10 +358,10 @@ extension Record {
             json.field(.droppedTotal, droppedTotal)
         }
 
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
             source = try c.decode(String.self, forKey: .source)
-            time = try c.decodeTime(.time)
+            time = try c.decode(Date.self, forKey: .time)
             switch try c.decode(String.self, forKey: .state) {
             case "up": up = true
             case "down": up = false
@@ -381,19 +386,12 @@ extension Record {
             self.input = input
         }
 
-        enum Keys: String, CodingKey { case source, time, input }
+        enum CodingKeys: String, CodingKey { case source, time, input }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.source, source)
             json.field(.time, RFC3339.format(time))
             json.field(.input, input)
-        }
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            source = try c.decode(String.self, forKey: .source)
-            time = try c.decodeTime(.time)
-            input = try c.decode(String.self, forKey: .input)
         }
     }
 
@@ -413,21 +411,13 @@ extension Record {
             self.retryInSeconds = retryInSeconds
         }
 
-        enum Keys: String, CodingKey { case source, time, reason, retryInSeconds = "retry_in_s" }
+        enum CodingKeys: String, CodingKey { case source, time, reason, retryInSeconds = "retry_in_s" }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.source, source)
             json.field(.time, RFC3339.format(time))
             json.field(.reason, reason)
             json.field(.retryInSeconds, retryInSeconds.map { ($0 * 10).rounded() / 10 })
-        }
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            source = try c.decode(String.self, forKey: .source)
-            time = try c.decodeTime(.time)
-            reason = try c.decode(String.self, forKey: .reason)
-            retryInSeconds = try c.decodeIfPresent(Double.self, forKey: .retryInSeconds)
         }
     }
 
@@ -443,17 +433,11 @@ extension Record {
             self.time = time
         }
 
-        enum Keys: String, CodingKey { case dropped, time }
+        enum CodingKeys: String, CodingKey { case dropped, time }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.dropped, dropped)
             json.field(.time, RFC3339.format(time))
-        }
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            dropped = try c.decode(Int.self, forKey: .dropped)
-            time = try c.decodeTime(.time)
         }
     }
 
@@ -474,12 +458,12 @@ extension Record {
             self.time = time
         }
 
-        enum Keys: String, CodingKey {
+        enum CodingKeys: String, CodingKey {
             case time, status, changed, added, removed, restarted, needsRestart = "needs_restart", errors
         }
         enum RestartKeys: String, CodingKey { case source, reason }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.time, RFC3339.format(time))
             switch outcome {
             case .applied(let changes):
@@ -498,9 +482,9 @@ extension Record {
             }
         }
 
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            time = try c.decodeTime(.time)
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            time = try c.decode(Date.self, forKey: .time)
             switch try c.decode(String.self, forKey: .status) {
             case "applied":
                 var changes = ReloadChanges()
@@ -543,23 +527,14 @@ extension Record {
             self.time = time
         }
 
-        enum Keys: String, CodingKey { case reason, dropped, detail, limit, time }
+        enum CodingKeys: String, CodingKey { case reason, dropped, detail, limit, time }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.reason, reason)
             if let dropped { json.field(.dropped, dropped) }
             if let detail { json.field(.detail, detail) }
             if let limit { json.field(.limit, limit) }
             json.field(.time, RFC3339.format(time))
-        }
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            reason = try c.decode(String.self, forKey: .reason)
-            dropped = try c.decodeIfPresent(Int.self, forKey: .dropped)
-            detail = try c.decodeIfPresent(String.self, forKey: .detail)
-            limit = try c.decodeIfPresent(Int.self, forKey: .limit)
-            time = try c.decodeTime(.time)
         }
     }
 }
@@ -591,9 +566,9 @@ extension Record {
             self.score = score
         }
 
-        enum Keys: String, CodingKey { case source, trackID = "track_id", label, time, firstSeen = "first_seen", frame, score, box }
+        enum CodingKeys: String, CodingKey { case source, trackID = "track_id", label, time, firstSeen = "first_seen", frame, score, box }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.source, source)
             json.field(.trackID, trackID)
             json.field(.label, label)
@@ -602,18 +577,6 @@ extension Record {
             json.field(.frame, frame)
             json.field(.score, score)
             json.field(.box, box)
-        }
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            source = try c.decode(String.self, forKey: .source)
-            trackID = try c.decode(Int.self, forKey: .trackID)
-            label = try c.decode(String.self, forKey: .label)
-            time = try c.decodeTime(.time)
-            firstSeen = try c.decodeTime(.firstSeen)
-            frame = try c.decode(Int.self, forKey: .frame)
-            score = try c.decode(Float.self, forKey: .score)
-            box = try c.decodeBox(.box)
         }
     }
 
@@ -649,12 +612,12 @@ extension Record {
             self.reason = reason
         }
 
-        enum Keys: String, CodingKey {
+        enum CodingKeys: String, CodingKey {
             case source, trackID = "track_id", label, time, firstSeen = "first_seen", lastSeen = "last_seen", lastFrame = "last_frame"
             case durationSeconds = "duration_s", bestScore = "best_score", bestBox = "best_box", reason
         }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.source, source)
             json.field(.trackID, trackID)
             json.field(.label, label)
@@ -666,25 +629,6 @@ extension Record {
             json.field(.bestScore, bestScore)
             json.field(.bestBox, bestBox)
             json.field(.reason, reason.rawValue)
-        }
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            source = try c.decode(String.self, forKey: .source)
-            trackID = try c.decode(Int.self, forKey: .trackID)
-            label = try c.decode(String.self, forKey: .label)
-            time = try c.decodeTime(.time)
-            firstSeen = try c.decodeTime(.firstSeen)
-            lastSeen = try c.decodeTime(.lastSeen)
-            lastFrame = try c.decode(Int.self, forKey: .lastFrame)
-            durationSeconds = try c.decode(Double.self, forKey: .durationSeconds)
-            bestScore = try c.decode(Float.self, forKey: .bestScore)
-            bestBox = try c.decodeBox(.bestBox)
-            let reason = try c.decode(String.self, forKey: .reason)
-            guard let known = TrackEndReason(rawValue: reason) else {
-                throw DecodingError.dataCorruptedError(forKey: .reason, in: c, debugDescription: "not a known reason: \(reason)")
-            }
-            self.reason = known
         }
     }
 
@@ -703,21 +647,13 @@ extension Record {
             self.time = time
         }
 
-        enum Keys: String, CodingKey { case source, label, count, time }
+        enum CodingKeys: String, CodingKey { case source, label, count, time }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.source, source)
             json.field(.label, label)
             json.field(.count, count)
             json.field(.time, RFC3339.format(time))
-        }
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            source = try c.decode(String.self, forKey: .source)
-            label = try c.decode(String.self, forKey: .label)
-            count = try c.decode(Int.self, forKey: .count)
-            time = try c.decodeTime(.time)
         }
     }
 }
@@ -738,25 +674,18 @@ extension Record {
             self.time = time
         }
 
-        enum Keys: String, CodingKey { case types, sources, time }
+        enum CodingKeys: String, CodingKey { case types, sources, time }
 
-        func write(to json: inout JSONLineWriter<Keys>) {
+        func write(to json: inout JSONLineWriter<CodingKeys>) {
             json.field(.types, types)
             json.field(.sources, sources)
             json.field(.time, RFC3339.format(time))
-        }
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            types = try c.decodeIfPresent([String].self, forKey: .types)
-            sources = try c.decodeIfPresent([String].self, forKey: .sources)
-            time = try c.decodeTime(.time)
         }
     }
 }
 
 /// A box normalized to [0, 1] of the frame: x across, y down.
-public struct Box: Sendable, Equatable {
+public struct Box: Sendable, Equatable, Decodable {
     public var xmin: Float, ymin: Float, xmax: Float, ymax: Float
 
     public init(xmin: Float, ymin: Float, xmax: Float, ymax: Float) {
@@ -765,10 +694,13 @@ public struct Box: Sendable, Equatable {
         self.xmax = xmax
         self.ymax = ymax
     }
+
+    /// Its keys, in `detections` and the track records.
+    enum CodingKeys: String, CodingKey { case xmin, ymin, xmax, ymax }
 }
 
 /// Why a track ended (`object_end`'s `reason`).
-public enum TrackEndReason: String, Sendable, Equatable {
+public enum TrackEndReason: String, Sendable, Equatable, Decodable {
     /// Not seen for `max_age_seconds`.
     case maxAge = "max_age"
     /// Its source failed, stalled or its live stream ended.
@@ -779,28 +711,27 @@ public enum TrackEndReason: String, Sendable, Equatable {
     case reload
     /// The daemon is stopping.
     case shutdown
+
+    public init(from decoder: any Decoder) throws {
+        let value = try decoder.singleValueContainer()
+        let text = try value.decode(String.self)
+        guard let known = Self(rawValue: text) else {
+            throw DecodingError.dataCorruptedError(in: value, debugDescription: "not a known reason: \(text)")
+        }
+        self = known
+    }
 }
 
-/// A box's keys, in `detections` and the track records.
-enum BoxKeys: String, CodingKey { case xmin, ymin, xmax, ymax }
 
 extension JSONLineWriter {
     mutating func field(_ key: Key, _ box: Box) {
-        var json = JSONLineWriter<BoxKeys>()
+        var json = JSONLineWriter<Box.CodingKeys>()
         json.field(.xmin, box.xmin)
         json.field(.ymin, box.ymin)
         json.field(.xmax, box.xmax)
         json.field(.ymax, box.ymax)
         self.key(key)
         raw(json.finish())
-    }
-}
-
-extension KeyedDecodingContainer {
-    func decodeBox(_ key: Key) throws -> Box {
-        let box = try nestedContainer(keyedBy: BoxKeys.self, forKey: key)
-        return Box(xmin: try box.decode(Float.self, forKey: .xmin), ymin: try box.decode(Float.self, forKey: .ymin),
-                   xmax: try box.decode(Float.self, forKey: .xmax), ymax: try box.decode(Float.self, forKey: .ymax))
     }
 }
 
