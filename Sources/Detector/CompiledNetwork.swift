@@ -31,7 +31,10 @@ final class CompiledNetwork: @unchecked Sendable {
     /// Element type of each tensor: f32 input and head outputs in every precision, the rest in `precision`
     /// (int8: u8 after ReLU6 and, offset by 128, for linear bottlenecks; s8 for the network input).
     let tensorTypes: [dnnl_data_type_t]
-    /// Converts the f32 network input into tensor 0's type (nil in f32, where the input is tensor 0 itself).
+    /// How tensor 0 stores the network input: what the Preprocessor writes directly for `detect`.
+    let inputEncoding: InputEncoding
+    /// Converts an f32 network input into tensor 0's type (nil in f32, where the input is tensor 0 itself), for
+    /// callers that hand over f32 (`bench`, parity tests).
     let inputConversion: dnnl_primitive_desc_t?
     let engine: dnnl_engine_t
     let kernels: [Kernel]
@@ -63,12 +66,20 @@ final class CompiledNetwork: @unchecked Sendable {
 
         let quantization = try Quantization(spec: spec, precision: precision, activationRanges: activationRanges)
         tensorTypes = quantization.types
+        switch (tensorTypes[0], quantization.zeroPoints[0]) {
+        case (dnnl_f32, _): inputEncoding = .f32
+        case (dnnl_bf16, _): inputEncoding = .bf16
+        case (dnnl_s8, 0): inputEncoding = .s8(scale: 1 / quantization.scales[0])
+        default: throw .engine("no direct encoding of the network input as oneDNN type \(tensorTypes[0].rawValue)")
+        }
         if precision == .f32 {
             inputConversion = nil
         } else {
             let shape = [1, spec.input.channels, spec.input.height, spec.input.width]
+            var scale: Float? = nil
+            if case .s8(let s8Scale) = inputEncoding { scale = s8Scale }
             inputConversion = try DNNL.reorder(from: DNNL.descriptor(shape, dnnl_nhwc), to: DNNL.descriptor(shape, dnnl_nhwc, tensorTypes[0]),
-                                               scale: precision == .int8 ? 1 / quantization.scales[0] : nil, engine: self.engine)
+                                               scale: scale, engine: self.engine)
         }
         stripPlans = fuse ? StripPlan.plans(for: spec) : []
         let plan = Self.planBuffers(spec, stripPlans, elementBytes: tensorTypes.map(DNNL.elementBytes))

@@ -17,7 +17,7 @@ public final class InferenceEngine: @unchecked Sendable {
     private var memories: [dnnl_memory_t] = []
     private var executions: [Execution] = []
     private let buffers: [UnsafeMutableRawPointer]
-    /// Where the f32 input is written when the network's first tensor is another type, and its conversion.
+    /// Where an f32 input is written when the network's first tensor is another type, and its conversion.
     private let staging: (input: UnsafeMutablePointer<Float>, primitive: dnnl_primitive_t, arguments: [dnnl_exec_arg_t])?
     private let scratch: (expanded: UnsafeMutableRawPointer, filtered: UnsafeMutableRawPointer)
     /// All heads' outputs gathered in anchor order: anchors x 4, and anchors x classes-with-background.
@@ -116,21 +116,30 @@ public final class InferenceEngine: @unchecked Sendable {
     /// The network input, NHWC f32, to be filled before `run()`.
     var input: UnsafeMutablePointer<Float> { staging?.input ?? tensor(0).assumingMemoryBound(to: Float.self) }
 
+    /// The network input in its own type (`network.inputEncoding`), to be filled before `run(inputEncoded: true)`:
+    /// tensor 0 itself, so no conversion runs.
+    var encodedInput: UnsafeMutableRawPointer { tensor(0) }
+
+    /// `input` converted into `encodedInput` by oneDNN (nothing to do in f32, where they are one buffer).
+    func convertInput() throws(ModelError) {
+        guard let staging else { return }
+        let status = staging.arguments.withUnsafeBufferPointer { dnnl_primitive_execute(staging.primitive, stream, 2, $0.baseAddress) }
+        try DNNL.check(status, "converting the input")
+    }
+
     private func tensor(_ t: Int) -> UnsafeMutableRawPointer { buffers[network.bufferOfTensor[t]] }
 
     private func rowBytes(_ t: Int) -> Int {
         network.spec.tensors[t].width * network.spec.tensors[t].channels * DNNL.elementBytes(network.tensorTypes[t])
     }
 
-    /// Runs the network on `input`; results land in `boxEncodings` and `classLogits`. `observe` (f32 networks
-    /// without strips only) sees each convolution's output tensor right after the convolution.
-    func run(observe: ((_ tensor: Int, _ values: UnsafeBufferPointer<Float>) -> Void)? = nil) throws(ModelError) {
+    /// Runs the network on `input`, or on `encodedInput` if `inputEncoded`; results land in `boxEncodings` and
+    /// `classLogits`. `observe` (f32 networks without strips only) sees each convolution's output tensor right after
+    /// the convolution.
+    func run(inputEncoded: Bool = false, observe: ((_ tensor: Int, _ values: UnsafeBufferPointer<Float>) -> Void)? = nil) throws(ModelError) {
         precondition(observe == nil || (network.stripPlans.isEmpty && network.precision == .f32), "observing needs whole f32 layers")
         DNNL.pinCurrentThreadToOneOpenMPThread()
-        if let staging {
-            let status = staging.arguments.withUnsafeBufferPointer { dnnl_primitive_execute(staging.primitive, stream, 2, $0.baseAddress) }
-            try DNNL.check(status, "converting the input")
-        }
+        if !inputEncoded { try convertInput() }
         for i in executions.indices {
             if let copy = executions[i].residualCopy { copy.to.copyMemory(from: copy.from, byteCount: copy.bytes) }
             let status = executions[i].arguments.withUnsafeBufferPointer { dnnl_primitive_execute(executions[i].primitive, stream, 4, $0.baseAddress) }

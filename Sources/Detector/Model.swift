@@ -151,20 +151,21 @@ public final class Detector: @unchecked Sendable {
         engine = try InferenceEngine(network: model.network)
         let spec = model.network.spec
         preprocessor = Preprocessor(outputHeight: spec.input.height, outputWidth: spec.input.width,
-                                    scale: spec.inputScale, offset: spec.inputOffset)
+                                    scale: spec.inputScale, offset: spec.inputOffset, encoding: model.network.inputEncoding)
         postprocessor = Postprocessor(anchors: model.anchors, classesWithBackground: spec.classesWithBackground,
                                       settings: model.settings, labels: model.labels)
     }
 
     /// Detections scoring at least `threshold`, highest score first.
     public func detect(_ pixels: PixelBuffer, threshold: Float) throws(ModelError) -> [Detection] {
-        preprocessor.run(pixels, into: engine.input)
-        try engine.run()
+        preprocessor.run(pixels, into: engine.encodedInput)
+        try engine.run(inputEncoded: true)
         return postprocessor.detections(boxEncodings: engine.boxEncodings.baseAddress!, logits: engine.classLogits.baseAddress!,
                                         threshold: threshold)
     }
 
-    /// The network's input tensor (NHWC f32), for running the bare network.
+    /// The network's input tensor (NHWC f32), for running the bare network (`forward()` converts it to the
+    /// network's own type first, as `detect` need not).
     public var input: UnsafeMutableBufferPointer<Float> {
         .init(start: engine.input, count: model.network.spec.input.elements)
     }
