@@ -212,7 +212,7 @@ public final class SnapshotStore: Sendable {
         let wanted = state.withLock { state -> Bool in
             started(events, in: &state, giveBack: &giveBack)
             if let pixels, state.stopped || !offer(pixels, of: record, in: &state, giveBack: &giveBack) { giveBack.append(pixels) }
-            return ended(events, in: &state) && state.wakeIfSleeping()
+            return (ended(events, in: &state) || !state.todo.isEmpty) && state.wakeIfSleeping()
         }
         for pixels in giveBack { pixels.recycle() }
         if wanted { wake.signal() }
@@ -262,7 +262,10 @@ public final class SnapshotStore: Sendable {
             if let view = state.entries[event]?.view { replaced[ObjectIdentifier(view.pixels), default: 0] += 1 }
         }
         let freed = replaced.filter { state.viewFrames[$0.key]?.views == $0.value }.count
-        guard state.viewFrames.count - freed < Self.viewLimit else { return false }
+        guard state.viewFrames.count - freed < Self.viewLimit else {
+            encodeOldestView(in: &state)
+            return false
+        }
         for (event, detection) in better {
             if let old = state.entries[event]?.view, let pixels = state.release(old.pixels) { giveBack.append(pixels) }
             state.entries[event]?.view = View(pixels: pixels, frame: record.frame, detection: detection)
@@ -270,6 +273,17 @@ public final class SnapshotStore: Sendable {
         }
         state.viewFrames[ObjectIdentifier(pixels)] = (pixels, better.count)
         return true
+    }
+
+    /// At the view limit, the oldest open event's view is encoded now, as if asked for, which gives its frame back:
+    /// events that stay open for hours (parked cars) must not keep every later event from getting a view. One at a
+    /// time: nothing more while the thread has work queued.
+    private func encodeOldestView(in state: inout State) {
+        guard state.todo.isEmpty, let oldest = state.order.first(where: { event in
+            state.entries[event].map { $0.view != nil && !$0.ended && !$0.encodeAsked } ?? false
+        }) else { return }
+        state.entries[oldest]?.encodeAsked = true
+        state.todo.append(oldest)
     }
 
     /// Marks the events that end; true if the thread has a view to encode.
