@@ -212,7 +212,8 @@ public final class SnapshotStore: Sendable {
         let wanted = state.withLock { state -> Bool in
             started(events, in: &state, giveBack: &giveBack)
             if let pixels, state.stopped || !offer(pixels, of: record, in: &state, giveBack: &giveBack) { giveBack.append(pixels) }
-            return (ended(events, in: &state) || !state.todo.isEmpty) && state.wakeIfSleeping()
+            ended(events, in: &state)
+            return !state.todo.isEmpty && state.wakeIfSleeping()
         }
         for pixels in giveBack { pixels.recycle() }
         if wanted { wake.signal() }
@@ -224,7 +225,8 @@ public final class SnapshotStore: Sendable {
         var giveBack: [PixelBuffer] = []
         let wanted = state.withLock { state -> Bool in
             started(events, in: &state, giveBack: &giveBack)
-            return ended(events, in: &state) && state.wakeIfSleeping()
+            ended(events, in: &state)
+            return !state.todo.isEmpty && state.wakeIfSleeping()
         }
         for pixels in giveBack { pixels.recycle() }
         if wanted { wake.signal() }
@@ -286,22 +288,19 @@ public final class SnapshotStore: Sendable {
         state.todo.append(oldest)
     }
 
-    /// Marks the events that end; true if the thread has a view to encode.
-    private func ended(_ events: [TrackEvent], in state: inout State) -> Bool {
-        var wanted = false
+    /// Marks the events that end, queueing those with a view for the thread.
+    private func ended(_ events: [TrackEvent], in state: inout State) {
         for case .end(let end) in events {
             let event = EventKey(source: end.source, trackID: end.trackID)
             guard var entry = state.entries[event] else { continue }
             entry.ended = true
             if entry.view != nil {
                 state.todo.append(event)
-                wanted = true
             } else if let snapshot = entry.snapshot {
                 entry.snapshot = Snapshot(jpeg: snapshot.jpeg, frame: snapshot.frame, score: snapshot.score, final: true)
             }
             state.entries[event] = entry
         }
-        return wanted
     }
 
     // MARK: The snapshot thread
