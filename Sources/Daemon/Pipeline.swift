@@ -135,11 +135,10 @@ public final class Pipeline: Sendable {
         let detectors = try (0..<threads).map { _ in try model.makeDetector() }
         workerCount = detectors.count
         for (index, detector) in detectors.enumerated() {
-            let thread = Thread { [ring, sink] in
+            let thread = Thread(named: "sl-worker-\(index)") { [ring, sink] in
                 self.work(detector: detector, ring: ring, sink: sink)
                 self.workersDone.leave()
             }
-            thread.name = "sightline-worker-\(index)"
             thread.stackSize = 4 << 20
             workersDone.enter()
             thread.start()
@@ -185,11 +184,10 @@ public final class Pipeline: Sendable {
             handle.done.leave()
             return nil
         }
-        let thread = Thread { [ring] in
+        let thread = Thread(named: "sl-capture-\(lane)") { [ring] in
             self.capture(handle, ring: ring)
             handle.done.leave()
         }
-        thread.name = "sightline-capture-\(lane)"
         thread.start()
         return lane
     }

@@ -144,7 +144,7 @@ public final class Service: Sendable {
         // Reloads get their own thread, so a slow reload never delays SIGTERM; SIGHUPs during one coalesce.
         let reloadRequested = DispatchSemaphore(value: 0)
         let reloadPending = Atomic<Bool>(false)
-        let reloader = Thread { [self] in
+        let reloader = Thread(named: "sl-reload") { [self] in
             while true {
                 reloadRequested.wait()
                 reloadPending.store(false, ordering: .sequentiallyConsistent)
@@ -152,7 +152,7 @@ public final class Service: Sendable {
             }
         }
         reloader.start()
-        let waiter = Thread {
+        let waiter = Thread(named: "sl-signals") {
             while true {
                 switch signals.next() {
                 case SIGHUP:
@@ -167,7 +167,7 @@ public final class Service: Sendable {
 
         try? notifier.ready()
         let supervised = DispatchSemaphore(value: 0)
-        Thread { [self] in
+        Thread(named: "sl-supervise") { [self] in
             supervise()
             supervised.signal()
         }.start()
@@ -283,7 +283,7 @@ public final class Service: Sendable {
     /// Opening can block for the I/O timeout, so it runs on its own thread. The source is announced
     /// (`source_up`) and its lane known to the supervisor before its first frame can be captured.
     private func open(_ options: SourceOptions, attempt: Int) {
-        Thread { [self] in
+        Thread(named: "sl-open") { [self] in
             do {
                 try pipeline.add(options, opener: Pipeline.openDefault) { lane, _ in
                     !handle([.opened(source: options.name, attempt: attempt, lane: lane)]).contains(.decline(lane: lane))

@@ -54,11 +54,10 @@ public final class PreviewHub: Sendable {
 
     public init(options: HTTPOptions) {
         self.options = options
-        let thread = Thread { [self] in
+        let thread = Thread(named: "sl-preview") { [self] in
             encodeLoop()
             encoderDone.signal()
         }
-        thread.name = "sightline-preview"
         thread.start()
     }
 

@@ -12,7 +12,7 @@ import Values
 /// put track ids on it. Then the frame goes back to its source's pool at once, unless it holds an open event's best
 /// detection yet: then the store keeps that very buffer as the event's view (no copy either), and gives back the
 /// view it replaces. Once the event ends (or someone asks for an open event's snapshot), the store's own
-/// `sightline-snapshots` thread copies the view into its one scratch buffer, gives the frame back, draws the box and
+/// `sl-snapshots` thread copies the view into its one scratch buffer, gives the frame back, draws the box and
 /// encodes the JPEG: one copy and one encode per event, however often its best view improved. While views are kept
 /// the thread looks for ended events every `pollInterval` rather than being woken by the sink, which would wake it
 /// under the sink's lock; only a request, or the first event to end after a quiet spell, wakes it.
@@ -149,11 +149,10 @@ public final class SnapshotStore: Sendable {
     public init(capacity: Int) {
         self.capacity = capacity
         guard capacity > 0 else { return }
-        let thread = Thread { [self] in
+        let thread = Thread(named: "sl-snapshots") { [self] in
             run()
             done.signal()
         }
-        thread.name = "sightline-snapshots"
         thread.start()
     }
 

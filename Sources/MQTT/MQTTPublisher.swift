@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 import Synchronization
+import Values
 
 /// Publishes the daemon's records to an MQTT broker (docs/MQTT.md) from its own thread.
 ///
@@ -68,11 +69,10 @@ public final class MQTTPublisher: Sendable {
         shared = Mutex(Shared(settings: settings, sources: sources, labels: settings.labels ?? labels,
                               queue: OutboundQueue(limit: settings.queueLimit)))
         shared.withLock { state in Self.rebuildRetained(&state, version: version) }
-        let thread = Thread { [self] in
+        let thread = Thread(named: "sl-mqtt") { [self] in
             run()
             finished.signal()
         }
-        thread.name = "mqtt"
         thread.start()
     }
 

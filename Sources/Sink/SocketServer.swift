@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Values
 
 /// Serves JSON-line records to any number of subscribers on a Unix stream socket.
 ///
@@ -117,8 +118,7 @@ public final class SocketServer: Sendable {
         let descriptors = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(clamping: limit.rlim_cur) : Int.max
         subscriberLimit = max(1, min(options.maxSubscribers, descriptors / 2))
         self.hello = hello
-        let thread = Thread { [self] in EventLoop(server: self, listener: listener).run() }
-        thread.name = "sightline-sink"
+        let thread = Thread(named: "sl-sink") { [self] in EventLoop(server: self, listener: listener).run() }
         thread.start()
     }
 

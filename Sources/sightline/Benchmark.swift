@@ -1,6 +1,7 @@
 import Detector
 import Foundation
 import Synchronization
+import Values
 
 /// Forward-pass timings: median and p90 latency on one thread, then throughput with N threads,
 /// each owning an engine (the worker pool's shape), all over the same shared model.
@@ -41,8 +42,8 @@ struct Benchmark {
         let warmup = 20
         let results = ThreadResults()
         let group = DispatchGroup()
-        let threads = detectors.map { detector in
-            Thread {
+        let threads = detectors.enumerated().map { index, detector in
+            Thread(named: "sl-bench-\(index)") {
                 do {
                     fillDeterministic(detector.input)
                     for _ in 0..<warmup { try detector.forward() }

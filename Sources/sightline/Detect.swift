@@ -160,7 +160,7 @@ struct Detect: ParsableCommand {
                 failed = true
             }
         }
-        Thread {
+        Thread(named: "sl-finish") {
             pipeline.finish()
             done.signal()
         }.start()
