@@ -17,8 +17,11 @@ public final class InferenceEngine: @unchecked Sendable {
     private var memories: [dnnl_memory_t] = []
     private var executions: [Execution] = []
     private let buffers: [UnsafeMutableRawPointer]
-    /// Where an f32 input is written when the network's first tensor is another type, and its conversion.
-    private let staging: (input: UnsafeMutablePointer<Float>, primitive: dnnl_primitive_t, arguments: [dnnl_exec_arg_t])?
+    /// Where an f32 input is written when the network's first tensor is another type, and its conversion into it.
+    /// Only `bench`, calibration and the parity checks write f32 input (`detect` writes tensor 0 in its own type), so
+    /// both are made on first use and a worker never holds them.
+    private var stagingInput: UnsafeMutablePointer<Float>?
+    private var stagingConversion: (primitive: dnnl_primitive_t, arguments: [dnnl_exec_arg_t])?
     private let scratch: (expanded: UnsafeMutableRawPointer, filtered: UnsafeMutableRawPointer)
     /// All heads' outputs gathered in anchor order: anchors x 4, and anchors x classes-with-background.
     let boxEncodings: UnsafeMutableBufferPointer<Float>
@@ -39,18 +42,6 @@ public final class InferenceEngine: @unchecked Sendable {
         boxEncodings = .allocate(capacity: anchors * 4)
         classLogits = .allocate(capacity: anchors * spec.classesWithBackground)
 
-        if let conversion = network.inputConversion {
-            let input = UnsafeMutableRawPointer.allocate(byteCount: spec.input.elements * 4, alignment: 64)
-            var primitive: dnnl_primitive_t? = nil
-            try DNNL.check(dnnl_primitive_create(&primitive, conversion), "input conversion")
-            let from = try DNNL.memory(dnnl_primitive_desc_query_md(conversion, dnnl_query_src_md, 0)!.pointee, network.engine, input)
-            let to = try DNNL.memory(dnnl_primitive_desc_query_md(conversion, dnnl_query_dst_md, 0)!.pointee, network.engine, buffers[network.bufferOfTensor[0]])
-            staging = (input.bindMemory(to: Float.self, capacity: spec.input.elements), primitive!,
-                       [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)])
-            memories += [from, to]
-        } else {
-            staging = nil
-        }
         for kernel in network.kernels {
             var primitive: dnnl_primitive_t? = nil
             try DNNL.check(dnnl_primitive_create(&primitive, kernel.primitiveDescriptor), "primitive")
@@ -83,10 +74,8 @@ public final class InferenceEngine: @unchecked Sendable {
 
     deinit {
         primitives.forEach { dnnl_primitive_destroy($0) }
-        if let staging {
-            dnnl_primitive_destroy(staging.primitive)
-            UnsafeMutableRawPointer(staging.input).deallocate()
-        }
+        if let stagingConversion { dnnl_primitive_destroy(stagingConversion.primitive) }
+        stagingInput?.deallocate()
         memories.forEach { dnnl_memory_destroy($0) }
         dnnl_stream_destroy(stream)
         buffers.forEach { $0.deallocate() }
@@ -113,8 +102,16 @@ public final class InferenceEngine: @unchecked Sendable {
         ], residualCopy: residualCopy.map { (from: $0.0, to: $0.1, bytes: $0.2) }))
     }
 
-    /// The network input, NHWC f32, to be filled before `run()`.
-    var input: UnsafeMutablePointer<Float> { staging?.input ?? tensor(0).assumingMemoryBound(to: Float.self) }
+    /// The network input, NHWC f32, to be filled before `run()`: tensor 0 in f32, else the staging buffer (made now
+    /// if this is its first use).
+    var input: UnsafeMutablePointer<Float> {
+        guard network.inputConversion != nil else { return tensor(0).assumingMemoryBound(to: Float.self) }
+        if let stagingInput { return stagingInput }
+        let elements = network.spec.input.elements
+        let made = UnsafeMutableRawPointer.allocate(byteCount: elements * 4, alignment: 64).bindMemory(to: Float.self, capacity: elements)
+        stagingInput = made
+        return made
+    }
 
     /// The network input in its own type (`network.inputEncoding`), to be filled before `run(inputEncoded: true)`:
     /// tensor 0 itself, so no conversion runs.
@@ -122,9 +119,24 @@ public final class InferenceEngine: @unchecked Sendable {
 
     /// `input` converted into `encodedInput` by oneDNN (nothing to do in f32, where they are one buffer).
     func convertInput() throws(ModelError) {
-        guard let staging else { return }
-        let status = staging.arguments.withUnsafeBufferPointer { dnnl_primitive_execute(staging.primitive, stream, 2, $0.baseAddress) }
+        guard let descriptor = network.inputConversion else { return }
+        let conversion: (primitive: dnnl_primitive_t, arguments: [dnnl_exec_arg_t])
+        if let stagingConversion { conversion = stagingConversion } else { conversion = try makeInputConversion(descriptor) }
+        let status = conversion.arguments.withUnsafeBufferPointer { dnnl_primitive_execute(conversion.primitive, stream, 2, $0.baseAddress) }
         try DNNL.check(status, "converting the input")
+    }
+
+    /// The staging buffer's conversion into tensor 0, made once (what it makes is kept for `deinit` as it goes).
+    private func makeInputConversion(_ descriptor: dnnl_primitive_desc_t) throws(ModelError) -> (primitive: dnnl_primitive_t, arguments: [dnnl_exec_arg_t]) {
+        let from = try DNNL.memory(dnnl_primitive_desc_query_md(descriptor, dnnl_query_src_md, 0)!.pointee, network.engine, UnsafeMutableRawPointer(input))
+        memories.append(from)
+        let to = try DNNL.memory(dnnl_primitive_desc_query_md(descriptor, dnnl_query_dst_md, 0)!.pointee, network.engine, tensor(0))
+        memories.append(to)
+        var primitive: dnnl_primitive_t? = nil
+        try DNNL.check(dnnl_primitive_create(&primitive, descriptor), "input conversion")
+        let conversion = (primitive: primitive!, arguments: [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)])
+        stagingConversion = conversion
+        return conversion
     }
 
     private func tensor(_ t: Int) -> UnsafeMutableRawPointer { buffers[network.bufferOfTensor[t]] }
