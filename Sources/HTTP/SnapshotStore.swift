@@ -314,12 +314,9 @@ public final class SnapshotStore: Sendable {
             }
             if sleep { wake.wait() } else { _ = wake.wait(timeout: .now() + Self.pollInterval) }
             while let (event, view) = nextView() {
-                if scratch?.width != view.pixels.width || scratch?.height != view.pixels.height {
-                    scratch = PixelBuffer(width: view.pixels.width, height: view.pixels.height)
-                }
-                guard let copy = scratch else { continue }
-                copy.bytes.copyMemory(from: view.pixels.bytes, byteCount: view.pixels.rowBytes * view.pixels.height)
-                copied(view, of: event)
+                let copy = fitting(scratch, view.pixels)
+                scratch = copy
+                read(view, of: event, into: copy)
                 Annotator.draw([view.detection], on: copy)
                 let jpeg = try? encoder.encode(copy)
                 encodes.add(1, ordering: .relaxed)
@@ -327,6 +324,12 @@ public final class SnapshotStore: Sendable {
             }
             if state.withLock({ $0.stopped }) { return }
         }
+    }
+
+    /// `scratch` if it has `pixels`' size, else a new buffer that has.
+    private func fitting(_ scratch: PixelBuffer?, _ pixels: PixelBuffer) -> PixelBuffer {
+        if let scratch, scratch.width == pixels.width, scratch.height == pixels.height { return scratch }
+        return PixelBuffer(width: pixels.width, height: pixels.height)
     }
 
     /// The next view to encode, marked as being read.
@@ -340,6 +343,12 @@ public final class SnapshotStore: Sendable {
             }
             return nil
         }
+    }
+
+    /// Copies the view `nextView()` marked as being read into `copy`, and then always unmarks it (`copied`).
+    private func read(_ view: View, of event: EventKey, into copy: PixelBuffer) {
+        defer { copied(view, of: event) }
+        copy.bytes.copyMemory(from: view.pixels.bytes, byteCount: view.pixels.rowBytes * view.pixels.height)
     }
 
     /// The view is copied: its frame goes back (unless other views are on it), and the event waits for its JPEG.
