@@ -11,7 +11,10 @@ import Values
 struct Detect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Detect objects in videos, images or streams; one JSON line per frame on stdout.",
-        discussion: "Inputs run concurrently on one pool of worker threads; each input's records come out in frame order.")
+        discussion: """
+            Inputs run concurrently on one pool of worker threads; each input's records come out in frame order. \
+            An input given again runs again under a name of its own, its records' source being the input with #2 (#3...) added.
+            """)
 
     @Option(help: "Frozen graph (.pb) of an SSD MobileNetV2 model.")
     var model: String = ModelLocation.defaultModel
@@ -104,7 +107,11 @@ struct Detect: ParsableCommand {
         let done = DispatchSemaphore(value: 0)
         // SIGHTLINE_TRACK_TIMING=1: the tracker's CPU time against the whole run's, on stderr (docs/BENCHMARKS.md).
         let timing = track && ProcessInfo.processInfo.environment["SIGHTLINE_TRACK_TIMING"] != nil ? TrackerTiming() : nil
-        let names = inputs.map(Redaction.redactingPasswords)
+        // Records name the input, but never its password; an input given again gets a name of its own.
+        let names = Self.distinctNames(inputs.map(Redaction.redactingPasswords))
+        for (given, name) in zip(inputs.map(Redaction.redactingPasswords), names) where name != given {
+            reportError("\(given) is given more than once: the records of this run of it name it \(name)")
+        }
         // Enough copies for every frame a lane can have in flight: its ring, and one per worker.
         let annotated = try annotate.map { directory in
             try failingCleanly { try AnnotatedFrames(directory: directory, inputs: names,
@@ -147,9 +154,8 @@ struct Detect: ParsableCommand {
         }
         var failed = false
         let capture = captureSize
-        for input in inputs {
-            // Records name the input, but never its password.
-            var options = SourceOptions(name: Redaction.redactingPasswords(input), input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
+        for (input, name) in zip(inputs, names) {
+            var options = SourceOptions(name: name, input: input, policy: policy, ringCapacity: ringCapacity, realtime: realtime,
                                         realtimeFPS: fps, ioTimeout: .milliseconds(Int(ioTimeout * 1000)))
             (options.captureWidth, options.captureHeight) = (capture?.width, capture?.height)
             options.captureFPS = captureFps
@@ -183,6 +189,21 @@ struct Detect: ParsableCommand {
             failed = true
         }
         if failed { throw ExitCode(1) }
+    }
+}
+
+extension Detect {
+    /// `names` with every repeat renamed `<name>#2`, `#3`... (the first number no input is called), so that each
+    /// input's records, tracks and annotated frames stay its own.
+    static func distinctNames(_ names: [String]) -> [String] {
+        var taken = Set(names), seen: Set<String> = []
+        return names.map { name in
+            guard !seen.insert(name).inserted else { return name }
+            var suffix = 2
+            while taken.contains("\(name)#\(suffix)") { suffix += 1 }
+            taken.insert("\(name)#\(suffix)")
+            return "\(name)#\(suffix)"
+        }
     }
 }
 

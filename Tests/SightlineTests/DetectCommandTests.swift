@@ -69,6 +69,48 @@ final class DetectCommandTests: XCTestCase {
         XCTAssertEqual(frames[inputs[2]], Array(0..<795))
     }
 
+    /// An input given twice runs twice, the second run under a name of its own (`#2`), so its records, and its
+    /// frames kept for `--annotate` (keyed by source and frame), never mix with the first run's.
+    func testAnInputGivenTwiceRunsTwiceUnderTwoNames() throws {
+        let video = TestPaths.media("vtest.avi"), again = TestPaths.media("vtest.avi") + "#2"
+        let dir = try TestPaths.temporaryDirectory()
+        let result = try runProcess(binary, ["detect", "--threads", "2", "--annotate", dir.path, video, video])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("\(video) is given more than once") && result.stderr.contains(again), result.stderr)
+        var frames: [String: [Int]] = [:], withDetections: [String: Int] = [:], detections: [String: [String]] = [:]
+        for line in result.stdoutLines {
+            let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let source = record["source"] as? String ?? "?", found = record["detections"] as? [Any] ?? []
+            frames[source, default: []].append(record["frame"] as? Int ?? -1)
+            if !found.isEmpty { withDetections[source, default: 0] += 1 }
+            let canonical = try JSONSerialization.data(withJSONObject: found, options: .sortedKeys)
+            detections[source, default: []].append(String(decoding: canonical, as: UTF8.self))
+        }
+        XCTAssertEqual(frames.keys.sorted(), [video, again])
+        XCTAssertEqual(frames[video], Array(0..<795))
+        XCTAssertEqual(frames[again], Array(0..<795))
+        XCTAssertEqual(detections[video], detections[again], "the same video, the same detections")
+        // One JPEG per frame with detections, for each run, under each name's file stem.
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        XCTAssertGreaterThan(withDetections[video] ?? 0, 700)
+        XCTAssertEqual(files.filter { $0.hasPrefix("vtest.avi-") }.count, withDetections[video])
+        XCTAssertEqual(files.filter { $0.hasPrefix("vtest.avi_2-") }.count, withDetections[again])
+        XCTAssertEqual(files.count, (withDetections[video] ?? 0) + (withDetections[again] ?? 0))
+    }
+
+    /// The name a repeat gets is one no input has: here `m.jpg#2` is an input of its own, so the repeat is `m.jpg#3`.
+    func testARepeatsNameIsNoOtherInputs() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        let image = dir.appendingPathComponent("m.jpg").path, named = dir.appendingPathComponent("m.jpg#2").path
+        for link in [image, named] { try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: TestPaths.media("messi5.jpg")) }
+        let result = try runProcess(binary, ["detect", image, image, named])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let sources = try result.stdoutLines.map { line in
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])["source"] as? String ?? "?"
+        }
+        XCTAssertEqual(sources.sorted(), [image, named, image + "#3"].sorted())
+    }
+
     func testImageSequence() throws {
         let dir = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
