@@ -57,8 +57,10 @@ public final class ImageListSource: FrameSource {
     /// The files a printf-style pattern (`%d`, `%03d`, `%%` for a percent sign) matches, by number; nil if `input`
     /// is no such pattern.
     private static func sequence(_ input: String) throws -> [String]? {
-        let directory = (input as NSString).deletingLastPathComponent
-        let name = (input as NSString).lastPathComponent
+        // Split by hand: this Foundation's NSString.deletingLastPathComponent traps on a one-character string.
+        let slash = input.lastIndex(of: "/")
+        let directory = slash.map { String(input[...$0]) } ?? ""
+        let name = slash.map { input[input.index(after: $0)...] } ?? Substring(input)
         guard let placeholder = name.firstMatch(of: /%0?\d*d/) else { return nil }
         func literal(_ text: Substring) -> String {
             NSRegularExpression.escapedPattern(for: text.replacingOccurrences(of: "%%", with: "%"))
@@ -74,7 +76,7 @@ public final class ImageListSource: FrameSource {
             return (number, name)
         }
         guard !numbered.isEmpty else { throw CaptureError(input: input, reason: "no file matches this image-sequence pattern") }
-        return numbered.sorted { $0 < $1 }.map { (directory as NSString).appendingPathComponent($0.1) }
+        return numbered.sorted { $0 < $1 }.map { directory + $0.1 }
     }
 
     /// The next frame `accept` takes, of the current file, then of the next file; nil after the last. Throws
