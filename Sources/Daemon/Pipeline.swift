@@ -205,7 +205,8 @@ public final class Pipeline: Sendable {
     /// The lane's counters; nil once it has ended.
     public func stats(lane: Int) -> LaneStats? { ring.stats(lane: lane) }
 
-    /// The first errors of sources that failed after opening (kept for `detect`'s exit status; bounded).
+    /// The first errors of sources that failed after opening (kept for `detect`'s exit status; bounded), each
+    /// under its source's name when it is about the input as a whole (two sources may read one input).
     public var sourceFailures: [CaptureError] { state.withLock { $0.failures } }
 
     /// For a batch run: no more sources will be added. Waits until every source has ended and every
@@ -285,7 +286,7 @@ public final class Pipeline: Sendable {
         } catch {
             let failure = error as? CaptureError ?? CaptureError(input: options.input, reason: "\(error)")
             state.withLock {
-                if $0.failures.count < 100 { $0.failures.append(failure) }
+                if $0.failures.count < 100 { $0.failures.append(failure.naming(options)) }
             }
             end(handle, .failed(name: options.name, lane: handle.lane, error: failure))
         }
@@ -331,5 +332,13 @@ public final class Pipeline: Sendable {
             StandardError.write("sightline: detection failed on \(frame.sourceID) frame \(frame.sequence): \(error)\n")
             sink.skip(lane: job.lane, order: job.order, droppedBefore: job.droppedBefore)
         }
+    }
+}
+
+extension CaptureError {
+    /// This error under `options.name` when it names the source's input as a whole (not, say, one file of a
+    /// directory), so that two sources reading one input are told apart.
+    public func naming(_ options: SourceOptions) -> CaptureError {
+        input == options.input ? CaptureError(input: options.name, reason: reason) : self
     }
 }

@@ -75,6 +75,7 @@ struct Detect: ParsableCommand {
     var inputs: [String]
 
     mutating func validate() throws {
+        guard !inputs.contains("") else { throw ValidationError("an input is empty: give a file, directory, pattern, URL or device") }
         try checkRange("--threads", threads, ConfigLimits.workers, zeroMeaning: "one per core")
         try checkRange("--threshold", threshold, 0...1)
         try ringCapacity.map { try checkRange("--ring-capacity", $0, ConfigLimits.ringCapacity) }
@@ -161,6 +162,9 @@ struct Detect: ParsableCommand {
             options.captureFPS = captureFps
             do {
                 try pipeline.add(options)
+            } catch let error as CaptureError {
+                reportError(error.naming(options))
+                failed = true
             } catch {
                 reportError(error)
                 failed = true
