@@ -156,6 +156,33 @@ final class DetectCommandTests: XCTestCase {
         try assertFailsCleanly(["detect", "/nonexistent/video.avi"], mentioning: ["/nonexistent/video.avi", "No such file"])
     }
 
+    /// One-character inputs (`-` for stdin, `0` for a camera as OpenCV numbers them) used to trap inside
+    /// Foundation's path handling; none of them exists here.
+    func testOneCharacterInputsFailCleanly() throws {
+        for input in ["x", "-", "0", "é"] {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: input), input)
+            try assertFailsCleanly(["detect", input], mentioning: [input + ": ", "No such file"])
+        }
+    }
+
+    func testAnEmptyInputIsAUsageError() throws {
+        let result = try runProcess(binary, ["detect", ""])
+        XCTAssertEqual(result.status, 64, result.stderr)
+        XCTAssertTrue(result.stderr.contains("an input is empty"), result.stderr)
+        XCTAssertEqual(result.stdout, "")
+    }
+
+    /// A failure of a repeated input is reported under the run's own name, so the user can tell the runs apart.
+    func testAFailingRepeatIsReportedUnderItsOwnName() throws {
+        let path = try TestPaths.temporaryDirectory().appendingPathComponent("garbage.mp4").path
+        FileManager.default.createFile(atPath: path, contents: Data((0..<20000).map { UInt8(truncatingIfNeeded: ($0 * 7919) >> 3) }))
+        let result = try runProcess(binary, ["detect", path, path])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderrLines.contains { $0.contains("\(path): not a recognised media file") }, result.stderr)
+        XCTAssertTrue(result.stderrLines.contains { $0.contains("\(path)#2: not a recognised media file") }, result.stderr)
+        XCTAssertEqual(result.stdout, "")
+    }
+
     func testNonMediaInput() throws {
         let path = try TestPaths.temporaryDirectory().appendingPathComponent("garbage.mp4").path
         FileManager.default.createFile(atPath: path, contents: Data((0..<20000).map { UInt8(truncatingIfNeeded: ($0 * 7919) >> 3) }))
