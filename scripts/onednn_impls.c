@@ -1,5 +1,5 @@
 // Written by the Sightline team. oneDNN 2.x only. For each convolution of a pass (onednn_pass.py's list) builds
-// every AVX-512 implementation oneDNN offers (not ref, gemm, AVX2 or SSE4.1), times each alone (5 interleaved rounds
+// the AVX-512 implementations oneDNN offers (not ref, gemm, AVX2 or SSE4.1; the first 8 distinct ones), times each alone (5 interleaved rounds
 // of ITERS runs), then times whole passes alternately with Sightline's choice (oneDNN's first, a depthwise layer
 // skipping brdgmm_dw) and with each layer's fastest: what per-layer tuning could gain.
 // usage: onednn_impls LAYERS [ITERS]   (OMP_NUM_THREADS=1 for one thread)
@@ -17,11 +17,13 @@ typedef struct { cand_t c[8]; int n, cur, best; long g, kh; } layer_t;
 static layer_t L[256];
 static void exec1(dnnl_stream_t st, cand_t *c) { dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, c->src}, {DNNL_ARG_WEIGHTS, c->wei}, {DNNL_ARG_BIAS, c->bia}, {DNNL_ARG_DST, c->dst}}; CHECK(dnnl_primitive_execute(c->p, st, 4, a)); }
 int main(int argc, char **argv) {
-    FILE *f = fopen(argv[1], "r"); int iters = argc > 2 ? atoi(argv[2]) : 100;
+    if (argc < 2) { fprintf(stderr, "usage: %s LAYERS [ITERS]\n", argv[0]); return 2; }
+    FILE *f = fopen(argv[1], "r"); if (!f) { perror(argv[1]); return 1; }
+    int iters = argc > 2 ? atoi(argv[2]) : 100; if (iters < 1) iters = 1;
     dnnl_engine_t eng; CHECK(dnnl_engine_create(&eng, dnnl_cpu, 0));
     dnnl_stream_t st; CHECK(dnnl_stream_create(&st, eng, dnnl_stream_default_flags));
     char sdt[8], ddt[8]; long g, ic, oc, ih, iw, oh, ow, kh, kw, sh, sw, ph, pw; double beta; int sum; int n = 0;
-    while (fscanf(f, "%ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %7s %7s %lf %d", &g, &ic, &oc, &ih, &iw, &oh, &ow, &kh, &kw, &sh, &sw, &ph, &pw, sdt, ddt, &beta, &sum) == 17) {
+    while (n < 256 && fscanf(f, "%ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %7s %7s %lf %d", &g, &ic, &oc, &ih, &iw, &oh, &ow, &kh, &kw, &sh, &sw, &ph, &pw, sdt, ddt, &beta, &sum) == 17) {
         dnnl_dims_t sd = {1, ic, ih, iw}, dd = {1, oc, oh, ow}, bd = {oc}, strides = {sh, sw}, dil = {0, 0}, pl = {ph, pw};
         dnnl_dims_t pr = {(oh - 1) * sh + kh - ih - ph, (ow - 1) * sw + kw - iw - pw};
         dnnl_dims_t wd4 = {oc, ic, kh, kw}, wd5 = {g, oc / g, ic / g, kh, kw};
@@ -60,6 +62,7 @@ int main(int argc, char **argv) {
             l->n++;
             dnnl_primitive_desc_destroy(pd);
         } while (dnnl_primitive_desc_iterator_next(itr) == dnnl_success);
+        if (l->cur < 0) { fprintf(stderr, "layer %d: no AVX-512 implementation\n", n); return 1; }
         n++;
     }
     // isolated per-candidate timing, interleaved rounds

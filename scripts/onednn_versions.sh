@@ -8,13 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
 ROUNDS=${1:-3}
+CC=${CC:-clang}  # the Swift toolchain's, so nothing beyond what setup.sh installs is needed
 bash scripts/setup.sh >&2
 read -r -a P <<< "${BENCH_PREFIX:-}"
 V3=.cache/onednn-3.2
 if [ ! -f "$V3/.complete" ]; then
     rm -rf "$V3" && mkdir -p "$V3/wheels"
-    pip download -q --no-deps -d "$V3/wheels" onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0 >&2
-    for w in "$V3"/wheels/*.whl; do unzip -q -o "$w" -d "$V3/unpacked"; done
+    python3 -m pip download -q --no-deps -d "$V3/wheels" onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0 >&2
+    for w in "$V3"/wheels/*.whl; do python3 -m zipfile -e "$w" "$V3/unpacked"; done
     mkdir -p "$V3/include" "$V3/lib"
     cp -r "$V3"/unpacked/onednn_devel_cpu_gomp-*.data/data/include/. "$V3/include/"
     cp -a "$V3"/unpacked/onednn_cpu_gomp-*.data/data/lib/libdnnl.so* "$V3/lib/"
@@ -23,9 +24,9 @@ fi
 swift build -c release --product sightline >&2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-gcc -O2 -o "$out/v26" scripts/onednn_versions.c -ldnnl
-gcc -O2 -I"$V3/include" -o "$out/v32" scripts/onednn_versions.c -L"$PWD/$V3/lib" -ldnnl -Wl,-rpath,"$PWD/$V3/lib"
-gcc -O2 -o "$out/impls" scripts/onednn_impls.c -ldnnl
+"$CC" -O2 -o "$out/v26" scripts/onednn_versions.c -ldnnl
+"$CC" -O2 -I"$V3/include" -o "$out/v32" scripts/onednn_versions.c -L"$PWD/$V3/lib" -ldnnl -Wl,-rpath,"$PWD/$V3/lib"
+"$CC" -O2 -o "$out/impls" scripts/onednn_impls.c -ldnnl
 export OMP_NUM_THREADS=1
 for p in int8 bf16; do
     ONEDNN_VERBOSE=1 .build/release/sightline bench --threads 1 --precision "$p" --iterations 3 > "$out/$p.log"

@@ -18,7 +18,7 @@ public final class InferenceEngine: @unchecked Sendable {
     private var executions: [Execution] = []
     private let buffers: [UnsafeMutableRawPointer]
     /// Where an f32 input is written when the network's first tensor is another type, and its conversion into it.
-    /// Only `bench`, calibration and the parity checks write f32 input (`detect` writes tensor 0 in its own type), so
+    /// Only `bench` and the parity checks write f32 input (`detect` writes tensor 0 in its own type), so
     /// both are made on first use and a worker never holds them.
     private var stagingInput: UnsafeMutablePointer<Float>?
     private var stagingConversion: (primitive: dnnl_primitive_t, arguments: [dnnl_exec_arg_t])?
