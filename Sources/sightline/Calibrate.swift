@@ -35,10 +35,12 @@ struct Calibrate: ParsableCommand {
         guard (1...10_000).contains(frames) else { throw ValidationError("--frames must be between 1 and 10000") }
         guard (1...100_000).contains(every) else { throw ValidationError("--every must be between 1 and 100000") }
         guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
+        guard output != "" else { throw ValidationError("--output is empty: give the calibration file's path") }
     }
 
     func run() throws {
         let destination = output ?? Calibration.path(forModel: model)
+        try failingCleanly { try Self.checkDestination(destination) }
         let f32 = try failingCleanly { try Model(path: model, precision: .f32) }
         let collector = try failingCleanly { try CalibrationCollector(model: f32) }
         let samples = try failingCleanly { try sampleFrames() }
@@ -62,6 +64,30 @@ struct Calibrate: ParsableCommand {
         }
         print("wrote \(destination): \(calibration.ranges.count) tensor ranges (\(method.rawValue)) from \(samples.count) frames")
         print("int8 against f32 on these frames: \(agreement.summary)")
+    }
+
+    /// Refuses, before any work, a destination the calibration file cannot or must not replace. The file is
+    /// written by rename, which would replace a device, FIFO or socket (run as root, `-o /dev/null` replaced
+    /// /dev/null with a regular file), so only a regular file or a new name in an existing directory will do.
+    static func checkDestination(_ path: String) throws(CommandError) {
+        guard !path.hasSuffix("/") else { throw CommandError("cannot write \(path): names a directory, not a file") }
+        var info = stat()
+        if stat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFREG else {
+                let kind = info.st_mode & S_IFMT == S_IFDIR ? "a directory" : "not a regular file (a device, FIFO or socket)"
+                throw CommandError("cannot write \(path): it is \(kind); give a file's path")
+            }
+        } else if errno != ENOENT {
+            throw CommandError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        guard stat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw CommandError("cannot write \(path): \(directory) is not an existing directory")
+        }
+        guard access(directory, W_OK) == 0 else {
+            throw CommandError("cannot write \(path): \(directory): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Up to `frames` frames, the same share from each input, every `every`th frame of a video.

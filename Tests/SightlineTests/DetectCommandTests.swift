@@ -183,6 +183,15 @@ final class DetectCommandTests: XCTestCase {
         XCTAssertEqual(result.stdout, "")
     }
 
+    /// /dev/stdin is a pipe here, read like a file: every frame, none dropped as if it were a camera.
+    func testStandardInputIsReadLikeAFile() throws {
+        let result = try runProcess("/bin/sh", ["-c", "cat \"$1\" | \"$0\" detect /dev/stdin", binary, TestPaths.media("vtest.avi")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let records = try result.stdoutLines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        XCTAssertEqual(records.map { $0["frame"] as? Int }, Array(0..<795))
+        XCTAssertTrue(records.allSatisfy { ($0["dropped"] as? Int ?? 0) == 0 }, "nothing dropped")
+    }
+
     func testNonMediaInput() throws {
         let path = try TestPaths.temporaryDirectory().appendingPathComponent("garbage.mp4").path
         FileManager.default.createFile(atPath: path, contents: Data((0..<20000).map { UInt8(truncatingIfNeeded: ($0 * 7919) >> 3) }))

@@ -87,4 +87,30 @@ final class PrecisionCommandTests: XCTestCase {
         XCTAssertEqual(noInput.status, 1)
         XCTAssertTrue(noInput.stderr.contains("missing.avi"), noInput.stderr)
     }
+
+    /// `-o` naming something the calibration file must not replace is refused before any work, and the thing is
+    /// left as it was: a FIFO (as a device would be: the file is written by rename), a directory, a regular file
+    /// with a trailing slash, a directory that does not exist.
+    func testCalibrateRefusesADestinationItMustNotReplace() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("fifo").path, file = dir.appendingPathComponent("file").path
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        try Data("keep me".utf8).write(to: URL(fileURLWithPath: file))
+        let image = TestPaths.media("messi5.jpg")
+        for (output, reason) in [(fifo, "not a regular file"), (dir.path, "a directory"), (file + "/", "names a directory"),
+                                 (dir.appendingPathComponent("missing/c.json").path, "is not an existing directory")] {
+            let result = try runProcess(binary, ["calibrate", "--frames", "1", "-o", output, image])
+            XCTAssertEqual(result.status, 1, "\(output): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("cannot write \(output)") && result.stderr.contains(reason), "\(output): \(result.stderr)")
+            XCTAssertEqual(result.stdout, "", output)
+        }
+        var info = stat()
+        XCTAssertEqual(stat(fifo, &info), 0)
+        XCTAssertEqual(info.st_mode & S_IFMT, S_IFIFO, "the FIFO is still a FIFO")
+        XCTAssertEqual(try String(contentsOfFile: file, encoding: .utf8), "keep me")
+        let empty = try runProcess(binary, ["calibrate", "-o", "", image])
+        XCTAssertEqual(empty.status, 64, empty.stderr)
+        XCTAssertTrue(empty.stderr.contains("--output is empty"), empty.stderr)
+    }
 }
