@@ -21,7 +21,8 @@ struct Tail: ParsableCommand {
             (docs/SCHEMA.md), for scripts: e.g. a Node-RED exec node.
 
             When the daemon goes away (a restart, say), tail says so on stderr and reconnects until it is back,
-            unless --once is given; then it exits with status 1.
+            unless --once is given; then it exits with status 1. A socket that does not greet it with a hello record \
+            within 10 s (the daemon's HTTP socket, say) is not the daemon's: tail says so and exits with status 1.
             """)
 
     @Argument(help: "The daemon's Unix socket.")
@@ -83,6 +84,10 @@ struct Tail: ParsableCommand {
             let ended = copyRecords(from: fd, to: output, awaitingSubscribed: subscription != nil)
             close(fd)
             if output.isClosed { return }
+            if case .notSightline(let what) = ended {
+                reportError("\(socket): \(what): this is not a Sightline daemon's subscriber socket")
+                throw ExitCode(1)
+            }
             guard !once else {
                 reportError("\(socket): \(ended)")
                 throw ExitCode(1)
@@ -95,19 +100,35 @@ struct Tail: ParsableCommand {
     /// Prints records until the connection ends (or our reader goes away); returns how it ended.
     /// Until the daemon answers a subscription with `subscribed`, it still sends everything: those records are not
     /// what was asked for, so only the hello and errors pass.
-    private func copyRecords(from fd: Int32, to output: StandardOutput, awaitingSubscribed: Bool) -> String {
+    private func copyRecords(from fd: Int32, to output: StandardOutput, awaitingSubscribed: Bool) -> Ending {
         var awaitingSubscribed = awaitingSubscribed
+        var greeted = false
         var pending = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
+        // The daemon says hello as it accepts; something else (its HTTP socket, say) may say nothing, ever.
+        setReceiveTimeout(fd, seconds: Self.helloSeconds)
         while true {
             let n = read(fd, &buffer, buffer.count)
             if n < 0 && errno == EINTR { continue }
-            if n < 0 { return "reading failed: \(String(cString: strerror(errno)))" }
-            if n == 0 { return "the daemon closed the connection" }
+            if n < 0 && !greeted && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return .notSightline("no hello within \(Self.helloSeconds) s")
+            }
+            if n < 0 { return .ended("reading failed: \(String(cString: strerror(errno)))") }
+            if n == 0 { return .ended("the daemon closed the connection") }
             pending.append(contentsOf: buffer[0..<n])
+            guard pending.count <= Self.longestLine else { return .notSightline("a line longer than \(Self.longestLine >> 20) MB") }
             while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = pending[pending.startIndex..<newline]
                 pending.removeSubrange(pending.startIndex...newline)
+                if !greeted {
+                    switch try? Record(jsonLine: String(decoding: line, as: UTF8.self)) {
+                    case .hello, .error:
+                        greeted = true
+                        setReceiveTimeout(fd, seconds: 0)
+                    default:
+                        return .notSightline("its first line is not a hello record")
+                    }
+                }
                 if awaitingSubscribed {
                     switch try? Record(jsonLine: String(decoding: line, as: UTF8.self)) {
                     case .subscribed: awaitingSubscribed = false
@@ -120,9 +141,29 @@ struct Tail: ParsableCommand {
                 } else {
                     for text in Self.readable(line) { output.write(text + "\n") }
                 }
-                if output.isClosed { return "output closed" }
+                if output.isClosed { return .ended("output closed") }
             }
         }
+    }
+
+    /// How a connection ended: an ordinary end (tail reconnects unless --once) or a socket that is not the daemon's.
+    private enum Ending: CustomStringConvertible {
+        case ended(String)
+        case notSightline(String)
+        var description: String {
+            switch self {
+            case .ended(let how), .notSightline(let how): how
+            }
+        }
+    }
+
+    static let helloSeconds = 10
+    /// Far beyond any record (a detections record with 100 boxes is about 20 kB).
+    static let longestLine = 16 << 20
+
+    private func setReceiveTimeout(_ fd: Int32, seconds: Int) {
+        var limit = timeval(tv_sec: seconds, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// One line per detection, or per service record; a line that is not a record, or a record of a type this build

@@ -97,6 +97,28 @@ final class TailTests: XCTestCase {
         XCTAssertEqual(tail.stdout, expected, "the detections record before subscribed is not printed")
     }
 
+    /// A socket that is not the daemon's (its HTTP socket is an easy mistake) ends tail, reconnecting or not, with
+    /// a line saying so: one that answers with something else at once, one that never says anything.
+    func testASocketThatIsNotTheDaemonsEndsTailSayingSo() throws {
+        let path = dir.appendingPathComponent("h.sock").path
+        let listener = try listen(path)
+        defer { close(listener) }
+        let tail = try BackgroundProcess(binary, ["tail", path])
+        let connection = try accept(listener, timeout: 120)
+        let bytes = Array("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".utf8)
+        XCTAssertEqual(bytes.withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }, bytes.count)
+        XCTAssertEqual(tail.wait(timeout: 120), 1, tail.stderr)
+        close(connection)
+        XCTAssertTrue(tail.stderr.contains("its first line is not a hello record: this is not a Sightline daemon's subscriber socket"), tail.stderr)
+        XCTAssertEqual(tail.stdout, "")
+
+        let silent = try BackgroundProcess(binary, ["tail", "--once", path])
+        let quiet = try accept(listener, timeout: 120)
+        defer { close(quiet) }
+        XCTAssertEqual(silent.wait(timeout: 120), 1, silent.stderr)
+        XCTAssertTrue(silent.stderr.contains("no hello within 10 s: this is not a Sightline daemon's subscriber socket"), silent.stderr)
+    }
+
     private func listen(_ path: String) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_un()
