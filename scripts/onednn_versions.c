@@ -3,95 +3,67 @@
 // oneDNN it is built against (2.x or 3.x API), and prints the median and minimum time of a pass.
 // Implementation choice as Sightline's: oneDNN's first, except that a depthwise layer skips `brdgmm_dw`; `ref`
 // is refused. usage: onednn_versions LAYERS [PASSES] [-v]   (OMP_NUM_THREADS=1 for one thread)
-#include <oneapi/dnnl/dnnl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#define CHECK(x) do { dnnl_status_t s_ = (x); if (s_ != dnnl_success) { fprintf(stderr, "%s:%d %s -> %d\n", __FILE__, __LINE__, #x, s_); exit(1); } } while (0)
+#include "onednn_layer.h"
 typedef struct { dnnl_primitive_t p; dnnl_memory_t src, wei, bia, dst, scale_w, scale_s, scale_d; } layer_t;
-static dnnl_data_type_t type(const char *s) { return !strcmp(s, "u8") ? dnnl_u8 : !strcmp(s, "s8") ? dnnl_s8 : !strcmp(s, "bf16") ? dnnl_bf16 : dnnl_f32; }
-static double now_ms(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e3 + t.tv_nsec / 1e6; }
-static int ascending(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
-static const char *impl_of(const_dnnl_primitive_desc_t pd) { const char *s; dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s); return s; }
-static int acceptable(const_dnnl_primitive_desc_t pd, long groups) {
-    const char *s = impl_of(pd);
-    return !strstr(s, "ref") && !(groups > 1 && strstr(s, "brdgmm"));
-}
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: %s LAYERS [PASSES] [-v]\n", argv[0]); return 2; }
     FILE *f = fopen(argv[1], "r"); if (!f) { perror(argv[1]); return 1; }
     int passes = argc > 2 ? atoi(argv[2]) : 200, verbose = argc > 3;
     dnnl_engine_t eng; CHECK(dnnl_engine_create(&eng, dnnl_cpu, 0));
     dnnl_stream_t st; CHECK(dnnl_stream_create(&st, eng, dnnl_stream_default_flags));
-    static layer_t L[512]; int n = 0; char sdt[8], ddt[8];
-    long g, ic, oc, ih, iw, oh, ow, kh, kw, sh, sw, ph, pw; double clip; int sum;
-    while (n < 512 && fscanf(f, "%ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %7s %7s %lf %d", &g, &ic, &oc, &ih, &iw, &oh, &ow, &kh, &kw, &sh, &sw, &ph, &pw, sdt, ddt, &clip, &sum) == 17) {
-        dnnl_dims_t sd = {1, ic, ih, iw}, dd = {1, oc, oh, ow}, bd = {oc}, strides = {sh, sw}, dil = {0, 0}, pl = {ph, pw};
-        dnnl_dims_t pr = {(oh - 1) * sh + kh - ih - ph, (ow - 1) * sw + kw - iw - pw};
-        dnnl_dims_t wd4 = {oc, ic, kh, kw}, wd5 = {g, oc / g, ic / g, kh, kw};
-        int wnd = g > 1 ? 5 : 4; dnnl_dim_t *wd = g > 1 ? wd5 : wd4;
-        dnnl_data_type_t wdt = type(sdt) == dnnl_bf16 ? dnnl_bf16 : dnnl_s8;
-        dnnl_primitive_attr_t attr; CHECK(dnnl_primitive_attr_create(&attr));
-        dnnl_post_ops_t po; CHECK(dnnl_post_ops_create(&po));
+    static layer_t L[512]; int n = 0; shape_t s;
+    while (n < 512 && read_shape(f, &s)) {
         dnnl_primitive_desc_t pd;
 #if DNNL_VERSION_MAJOR >= 3
+        dnnl_dims_t sd = {1, s.ic, s.ih, s.iw}, dd = {1, s.oc, s.oh, s.ow}, bd = {s.oc}, strides = {s.sh, s.sw}, dil = {0, 0}, pl = {s.ph, s.pw};
+        dnnl_dims_t pr = {(s.oh - 1) * s.sh + s.kh - s.ih - s.ph, (s.ow - 1) * s.sw + s.kw - s.iw - s.pw};
+        dnnl_dims_t wd4 = {s.oc, s.ic, s.kh, s.kw}, wd5 = {s.g, s.oc / s.g, s.ic / s.g, s.kh, s.kw};
         dnnl_memory_desc_t smd, wmd, bmd, dmd;
-        CHECK(dnnl_memory_desc_create_with_tag(&smd, 4, sd, type(sdt), dnnl_nhwc));
-        CHECK(dnnl_memory_desc_create_with_tag(&dmd, 4, dd, type(ddt), dnnl_nhwc));
-        CHECK(dnnl_memory_desc_create_with_tag(&wmd, wnd, wd, wdt, dnnl_format_tag_any));
+        CHECK(dnnl_memory_desc_create_with_tag(&smd, 4, sd, type(s.src), dnnl_nhwc));
+        CHECK(dnnl_memory_desc_create_with_tag(&dmd, 4, dd, type(s.dst), dnnl_nhwc));
+        CHECK(dnnl_memory_desc_create_with_tag(&wmd, s.g > 1 ? 5 : 4, s.g > 1 ? wd5 : wd4, weight_type(&s), dnnl_format_tag_any));
         CHECK(dnnl_memory_desc_create_with_tag(&bmd, 1, bd, dnnl_f32, dnnl_a));
-        int wmask = g > 1 ? 3 : 1;
-        if (wdt == dnnl_s8) {  // 3.x: source and weight scales, one output scale (2.x: one set of output scales)
+        dnnl_primitive_attr_t attr; CHECK(dnnl_primitive_attr_create(&attr));
+        dnnl_post_ops_t po; CHECK(dnnl_post_ops_create(&po));
+        if (weight_type(&s) == dnnl_s8) {  // 3.x: source and weight scales, one output scale (2.x: one set of output scales)
             CHECK(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_SRC, 0));
-            CHECK(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_WEIGHTS, wmask));
-            if (type(ddt) != dnnl_f32) CHECK(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_DST, 0));
+            CHECK(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_WEIGHTS, s.g > 1 ? 3 : 1));
+            if (type(s.dst) != dnnl_f32) CHECK(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_DST, 0));
         }
-        if (clip > 0) CHECK(dnnl_post_ops_append_eltwise(po, dnnl_eltwise_clip, 0, clip));
-        if (sum) CHECK(dnnl_post_ops_append_sum(po, 0.8f, 0, dnnl_data_type_undef));
+        if (s.clip > 0) CHECK(dnnl_post_ops_append_eltwise(po, dnnl_eltwise_clip, 0, s.clip));
+        if (s.sum) CHECK(dnnl_post_ops_append_sum(po, 0.8f, 0, dnnl_data_type_undef));
         CHECK(dnnl_primitive_attr_set_post_ops(attr, po));
         CHECK(dnnl_convolution_forward_primitive_desc_create(&pd, eng, dnnl_forward_inference, dnnl_convolution_direct, smd, wmd, bmd, dmd, strides, dil, pl, pr, attr));
-        while (!acceptable(pd, g)) CHECK(dnnl_primitive_desc_next_impl(pd));
+        while (!sightline_would_take(impl_of(pd), s.g)) CHECK(dnnl_primitive_desc_next_impl(pd));
         CHECK(dnnl_memory_create(&L[n].src, smd, eng, DNNL_MEMORY_ALLOCATE));
         CHECK(dnnl_memory_create(&L[n].dst, dmd, eng, DNNL_MEMORY_ALLOCATE));
         CHECK(dnnl_memory_create(&L[n].wei, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), eng, DNNL_MEMORY_ALLOCATE));
         CHECK(dnnl_memory_create(&L[n].bia, bmd, eng, DNNL_MEMORY_ALLOCATE));
-        dnnl_memory_desc_t one, per_oc; dnnl_dims_t one_d = {1}, oc_d = {oc};
+        dnnl_memory_desc_t one, per_oc; dnnl_dims_t one_d = {1}, oc_d = {s.oc};
         CHECK(dnnl_memory_desc_create_with_tag(&one, 1, one_d, dnnl_f32, dnnl_a));
         CHECK(dnnl_memory_desc_create_with_tag(&per_oc, 1, oc_d, dnnl_f32, dnnl_a));
         CHECK(dnnl_memory_create(&L[n].scale_w, per_oc, eng, DNNL_MEMORY_ALLOCATE));
         CHECK(dnnl_memory_create(&L[n].scale_s, one, eng, DNNL_MEMORY_ALLOCATE));
         CHECK(dnnl_memory_create(&L[n].scale_d, one, eng, DNNL_MEMORY_ALLOCATE));
         float *p;
-        dnnl_memory_get_data_handle(L[n].scale_w, (void **)&p); for (int i = 0; i < oc; i++) p[i] = 0.01f;
+        dnnl_memory_get_data_handle(L[n].scale_w, (void **)&p); for (int i = 0; i < s.oc; i++) p[i] = 0.01f;
         dnnl_memory_get_data_handle(L[n].scale_s, (void **)&p); p[0] = 0.02f;
         dnnl_memory_get_data_handle(L[n].scale_d, (void **)&p); p[0] = 0.05f;
 #else
-        dnnl_memory_desc_t smd, wmd, bmd, dmd;
-        CHECK(dnnl_memory_desc_init_by_tag(&smd, 4, sd, type(sdt), dnnl_nhwc));
-        CHECK(dnnl_memory_desc_init_by_tag(&dmd, 4, dd, type(ddt), dnnl_nhwc));
-        CHECK(dnnl_memory_desc_init_by_tag(&wmd, wnd, wd, wdt, dnnl_format_tag_any));
-        CHECK(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a));
-        dnnl_convolution_desc_t cd;
-        CHECK(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, &bmd, &dmd, strides, dil, pl, pr));
-        float *scales = malloc(oc * sizeof(float)); for (int i = 0; i < oc; i++) scales[i] = 0.01f;
-        if (wdt == dnnl_s8) CHECK(dnnl_primitive_attr_set_output_scales(attr, oc, 2, scales));
-        if (clip > 0) CHECK(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, 0, clip));
-        if (sum) CHECK(dnnl_post_ops_append_sum_v2(po, 0.8f, dnnl_data_type_undef));
-        CHECK(dnnl_primitive_attr_set_post_ops(attr, po));
-        dnnl_primitive_desc_iterator_t it;
-        CHECK(dnnl_primitive_desc_iterator_create(&it, &cd, attr, eng, NULL));
-        for (pd = dnnl_primitive_desc_iterator_fetch(it); !acceptable(pd, g); pd = dnnl_primitive_desc_iterator_fetch(it)) {
+        dnnl_convolution_desc_t cd; dnnl_memory_desc_t bmd;
+        dnnl_primitive_desc_iterator_t it = candidates(&s, eng, &cd, &bmd);
+        for (pd = dnnl_primitive_desc_iterator_fetch(it); !sightline_would_take(impl_of(pd), s.g); pd = dnnl_primitive_desc_iterator_fetch(it)) {
             dnnl_primitive_desc_destroy(pd);
             CHECK(dnnl_primitive_desc_iterator_next(it));
         }
-        CHECK(dnnl_memory_create(&L[n].src, &smd, eng, DNNL_MEMORY_ALLOCATE));
-        CHECK(dnnl_memory_create(&L[n].dst, &dmd, eng, DNNL_MEMORY_ALLOCATE));
+        dnnl_primitive_desc_iterator_destroy(it);
+        CHECK(dnnl_memory_create(&L[n].src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), eng, DNNL_MEMORY_ALLOCATE));
+        CHECK(dnnl_memory_create(&L[n].dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), eng, DNNL_MEMORY_ALLOCATE));
         CHECK(dnnl_memory_create(&L[n].wei, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), eng, DNNL_MEMORY_ALLOCATE));
         CHECK(dnnl_memory_create(&L[n].bia, &bmd, eng, DNNL_MEMORY_ALLOCATE));
 #endif
         CHECK(dnnl_primitive_create(&L[n].p, pd));
-        if (verbose) printf("%s g%ld %ld>%ld %ldx%ld k%ld s%ld %s>%s\n", impl_of(pd), g, ic, oc, oh, ow, kh, sh, sdt, ddt);
+        if (verbose) printf("%s g%ld %ld>%ld %ldx%ld k%ld s%ld %s>%s\n", impl_of(pd), s.g, s.ic, s.oc, s.oh, s.ow, s.kh, s.sh, s.src, s.dst);
         n++;
     }
     double *t = malloc(passes * sizeof(double));
