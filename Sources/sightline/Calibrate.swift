@@ -80,8 +80,7 @@ struct Calibrate: ParsableCommand {
         } else if errno != ENOENT {
             throw CommandError("cannot write \(path): \(String(cString: strerror(errno)))")
         }
-        let slash = path.lastIndex(of: "/")
-        let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         guard stat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
             throw CommandError("cannot write \(path): \(directory) is not an existing directory")
         }

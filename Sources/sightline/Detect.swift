@@ -109,8 +109,9 @@ struct Detect: ParsableCommand {
         // SIGHTLINE_TRACK_TIMING=1: the tracker's CPU time against the whole run's, on stderr (docs/BENCHMARKS.md).
         let timing = track && ProcessInfo.processInfo.environment["SIGHTLINE_TRACK_TIMING"] != nil ? TrackerTiming() : nil
         // Records name the input, but never its password; an input given again gets a name of its own.
-        let names = Self.distinctNames(inputs.map(Redaction.redactingPasswords))
-        for (given, name) in zip(inputs.map(Redaction.redactingPasswords), names) where name != given {
+        let redacted = inputs.map(Redaction.redactingPasswords)
+        let names = Self.distinctNames(redacted)
+        for (given, name) in zip(redacted, names) where name != given {
             reportError("\(given) is given more than once: the records of this run of it name it \(name)")
         }
         // Enough copies for every frame a lane can have in flight: its ring, and one per worker.
