@@ -35,7 +35,14 @@ if [ "$(cat "$ODAPI_FIXTURES/.complete" 2>/dev/null)" != "$ODAPI_STAMP" ]; then
     rm -rf "$ODAPI_FIXTURES" && mv "$ODAPI_FIXTURES.part" "$ODAPI_FIXTURES"
 fi
 timed swift build -c release --scratch-path .build-tests --build-tests -Xswiftc -enable-testing
-timed swift test -c release --scratch-path .build-tests -Xswiftc -enable-testing --skip-build "$@"
+# The failures are repeated after the run's own output, so that the end of a long log names them.
+TEST_LOG=$(mktemp)
+trap 'rm -f "$TEST_LOG"' EXIT
+if ! timed swift test -c release --scratch-path .build-tests -Xswiftc -enable-testing --skip-build "$@" 2>&1 | tee "$TEST_LOG"; then
+    echo "test: XCTest failed; its failures:" >&2
+    grep -E "(^|: )error: |^Test Case '.*' failed|Fatal error|Exited with (signal|unexpected)" "$TEST_LOG" | cut -c1-1500 >&2
+    exit 1
+fi
 if [ $# -eq 0 ]; then
     # A short bounded run of each libFuzzer harness (fuzz/README.md). SIGHTLINE_FUZZ_SECONDS sets the time per
     # harness; 0 skips them.
