@@ -1,4 +1,5 @@
 import Foundation
+import Values
 
 /// Class names by 1-based class id, as TF Object Detection API label maps number them.
 public struct Labels: Sendable, Equatable {
@@ -12,9 +13,8 @@ public struct Labels: Sendable, Equatable {
     /// Reads a label file: a TF `label_map.pbtxt` (`item { id: 1 display_name: "person" }`),
     /// or plain text with one name per line for ids 1, 2, 3...
     public static func load(path: String) throws(ModelError) -> Labels {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .labels(path: path, reason: "no such file") }
-        guard !isDirectory.boolValue else { throw .labels(path: path, reason: "is a directory") }
+        guard FileManager.default.fileExists(atPath: path) else { throw .labels(path: path, reason: "no such file") }
+        if let refusal = FileType.refusalToRead(path) { throw .labels(path: path, reason: refusal) }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .labels(path: path, reason: "permission denied")
         }

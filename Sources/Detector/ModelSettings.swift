@@ -1,4 +1,5 @@
 import Foundation
+import Values
 
 /// SSD settings that a frozen graph does not carry in a form worth parsing: anchor generation,
 /// box coding, non-max suppression and label names. Defaults are those of `ssdlite_mobilenet_v2_coco`;
@@ -32,6 +33,7 @@ public struct ModelSettings: Sendable, Equatable {
     }
 
     public static func load(sidecar path: String) throws(ModelError) -> ModelSettings {
+        if let refusal = FileType.refusalToRead(path) { throw .sidecar(path: path, reason: refusal) }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
