@@ -203,6 +203,19 @@ final class DetectCommandTests: XCTestCase {
                                mentioning: ["/nonexistent/model.pb", "no such file"])
     }
 
+    /// A label file with an id given twice, or a blank line that would leave an id unnamed, is refused naming the
+    /// file and the line, before anything is detected.
+    func testMistakenLabelFilesFailCleanly() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        let map = dir.appendingPathComponent("map.pbtxt").path, plain = dir.appendingPathComponent("labels.txt").path
+        try Data("item { id: 1 name: \"person\" }\nitem { id: 1 name: \"pedestrian\" }\n".utf8).write(to: URL(fileURLWithPath: map))
+        try Data("\nperson\n".utf8).write(to: URL(fileURLWithPath: plain))
+        try assertFailsCleanly(["detect", "--labels", map, TestPaths.media("messi5.jpg")],
+                               mentioning: ["cannot read labels \(map): line 2: id 1 is given more than once (first at line 1)"])
+        try assertFailsCleanly(["detect", "--labels", plain, TestPaths.media("messi5.jpg")],
+                               mentioning: ["cannot read labels \(plain): line 1 is blank"])
+    }
+
     /// Each hostile graph of issue 8 (fuzz/corpus/model) ends `detect` with one line naming the model, exit status 1.
     func testHostileModelsFailCleanly() throws {
         let seeds = TestPaths.repoRoot.appendingPathComponent("fuzz/corpus/model")
