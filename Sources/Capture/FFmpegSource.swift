@@ -49,18 +49,13 @@ public final class FFmpegSource: Sendable {
         self.sourceID = sourceID ?? input
         self.pool = pool
         let network = Self.isNetwork(input)
-        isLive = network || Self.isCharacterDevice(input)
+        // A camera or capture card (a character device such as /dev/video0) is live; /dev/stdin, a pipe or a FIFO is
+        // read like a file, every frame, however it is named.
+        isLive = network || FileType(path: input) == .characterDevice
         interrupt = Interrupt(timeout: ioTimeout)
         let context = try Context(input: input, network: network, interrupt: interrupt)
         frameRate = context.frameRate
         decoding = Mutex(Decoding(context: context, streamClock: network ? StreamClock() : nil))
-    }
-
-    /// A camera or capture card (a character device such as /dev/video0) is live; /dev/stdin, a pipe or a FIFO is
-    /// read like a file, every frame, however it is named.
-    static func isCharacterDevice(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFCHR
     }
 
     /// The next decoded frame `accept` takes, or nil at the end of the stream or after `close()`; throws `CaptureError`.

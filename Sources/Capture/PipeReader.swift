@@ -1,5 +1,6 @@
 import CFFmpeg
 import Foundation
+import Values
 
 /// Reads a FIFO or pipe for libavformat through a custom AVIOContext. libav's file protocol ignores the
 /// interrupt callback, so a stalled writer would block its `read()` forever (and `close()` with it); here
@@ -17,10 +18,8 @@ final class PipeReader {
 
     /// A reader for `path` if it is a FIFO or socket, else nil (regular files and devices do not stall).
     static func open(_ path: String, interrupt: Interrupt) throws -> PipeReader? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        let type = info.st_mode & S_IFMT
-        guard type == S_IFIFO || type == S_IFSOCK else { return nil }
+        let type = FileType(path: path)
+        guard type == .fifo || type == .socket else { return nil }
         // O_NONBLOCK also keeps open() itself from waiting for a writer.
         let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw CaptureError(input: path, reason: "cannot open: \(String(cString: strerror(errno)))") }

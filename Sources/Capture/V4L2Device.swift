@@ -1,5 +1,6 @@
 import CV4L2
 import Foundation
+import Values
 
 /// An open V4L2 capture device, used through libv4l2 so formats the camera cannot deliver natively are converted
 /// by libv4lconvert. Owns the descriptor and the mmap'ed buffers; deinit stops streaming and releases both.
@@ -34,8 +35,7 @@ final class V4L2Device {
             switch code {
             case ENOENT, ENODEV, ENXIO: throw Self.error(path, resolved, "no such device")
             case EACCES, EPERM:
-                var status = stat()
-                let isDevice = stat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFCHR
+                let isDevice = FileType(path: path) == .characterDevice
                 throw Self.error(path, resolved, isDevice ? "permission denied: add the user to the 'video' group"
                                                           : "permission denied")
             case EISDIR: throw Self.error(path, resolved, "not a video capture device")

@@ -1,4 +1,5 @@
 import Foundation
+import Values
 import Yams
 
 /// Walks the composed YAML tree, converting values and recording every problem it finds.
@@ -276,6 +277,10 @@ extension ConfigReader {
     /// A secret kept in a file (a systemd credential, `mqtt.password_file`): its UTF-8 text without one trailing
     /// newline. `subject` starts the problem's message, e.g. `credential "db": `.
     mutating func secret(inFile file: String, _ node: Node, _ path: String, subject: String = "") -> String? {
+        if let refusal = FileType.refusalToRead(file) {
+            problem(node, path, "\(subject)cannot read \(file): \(refusal)")
+            return nil
+        }
         guard let data = FileManager.default.contents(atPath: file) else {
             let reason = FileManager.default.fileExists(atPath: file) ? "cannot read" : "no such file"
             problem(node, path, "\(subject)\(reason) \(file)")

@@ -3,6 +3,7 @@ import Foundation
 import HTTP
 import MQTT
 import Tracking
+import Values
 import Yams
 
 /// The daemon's configuration, read from a YAML file (see docs/CONFIG.md).
@@ -133,6 +134,7 @@ public struct DaemonConfig: Sendable, Equatable {
         func failure(_ message: String) -> ConfigError {
             ConfigError([ConfigError.Problem(origin: path, line: nil, keyPath: "", message: message)])
         }
+        if let refusal = FileType.refusalToRead(path) { throw failure("cannot read the config file: \(refusal)") }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw failure("cannot read the config file: \(String(cString: strerror(errno)))") }
         defer { close(fd) }

@@ -1,4 +1,5 @@
 import Foundation
+import Values
 
 /// Activation ranges for int8: per convolution output, the largest magnitude its 8-bit values represent, measured
 /// by `sightline calibrate` on sample frames with the f32 network. Stored as JSON beside the model
@@ -39,6 +40,7 @@ public struct Calibration: Sendable, Equatable {
 
     /// Reads a calibration file; every problem is an error naming the file and what was wrong.
     public static func load(path: String) throws(ModelError) -> Calibration {
+        if let refusal = FileType.refusalToRead(path) { throw .calibration(path: path, reason: refusal) }
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))

@@ -1,4 +1,5 @@
 import Foundation
+import Values
 
 /// Class names by 1-based class id, as TF Object Detection API label maps number them.
 public struct Labels: Sendable, Equatable {
@@ -10,11 +11,10 @@ public struct Labels: Sendable, Equatable {
     public func name(for classID: Int) -> String { names[classID] ?? "class_\(classID)" }
 
     /// Reads a label file: a TF `label_map.pbtxt` (`item { id: 1 display_name: "person" }`),
-    /// or plain text with one name per line for ids 1, 2, 3...
+    /// or plain text with one name per line for ids 1, 2, 3... Every label has a name: an empty one is refused.
     public static func load(path: String) throws(ModelError) -> Labels {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .labels(path: path, reason: "no such file") }
-        guard !isDirectory.boolValue else { throw .labels(path: path, reason: "is a directory") }
+        guard FileManager.default.fileExists(atPath: path) else { throw .labels(path: path, reason: "no such file") }
+        if let refusal = FileType.refusalToRead(path) { throw .labels(path: path, reason: refusal) }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .labels(path: path, reason: "permission denied")
         }
@@ -26,16 +26,32 @@ public struct Labels: Sendable, Equatable {
         guard let text = String(data: data, encoding: .utf8) else { throw .labels(path: path, reason: "not a UTF-8 text file") }
         if text.contains("item") && text.contains("{") { return try parsePbtxt(text, path: path) }
         // Split on every line break: "\r\n" is one Character, so splitting on "\n" alone would keep CRLF files whole.
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }
-        let names = lines.last == "" ? lines.dropLast() : lines[...]
+        var names = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }[...]
+        // Blank lines at the end name no id; one before the last name would leave its id (its line number) unnamed.
+        while names.last == "" { names.removeLast() }
         guard !names.isEmpty else { throw .labels(path: path, reason: "no labels") }
+        if let blank = names.firstIndex(of: "") {
+            throw .labels(path: path, reason: "line \(blank + 1) is blank: line N names class id N, so every line up to the last "
+                              + "needs a name (a label_map.pbtxt can leave ids out)")
+        }
         return Labels(names: Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.offset + 1, $0.element) }))
     }
 
+    /// Items as the TF Object Detection API's `label_map_util` validates them: an id below 0 is refused, id 0 is only
+    /// the background (skipped: the model's classes start at 1). An id given twice is refused too (the API would keep
+    /// the first without a word), and so is an empty name. Problems name the line the item starts on.
     private static func parsePbtxt(_ text: String, path: String) throws(ModelError) -> Labels {
         var names: [Int: String] = [:]
-        for item in text.components(separatedBy: "item").dropFirst() {
+        var lineOfID: [Int: Int] = [:]
+        let starts = text.ranges(of: "item")
+        var line = 1
+        var counted = text.startIndex
+        for (index, start) in starts.enumerated() {
+            line += text[counted..<start.lowerBound].count(where: \.isNewline)
+            counted = start.lowerBound
+            let item = text[start.upperBound..<(index + 1 < starts.count ? starts[index + 1].lowerBound : text.endIndex)]
+            func refuse(_ reason: String) -> ModelError { .labels(path: path, reason: "line \(line): \(reason)") }
             func field(_ key: String) -> String? {
                 guard let range = item.range(of: key + ":") else { return nil }
                 let rest = item[range.upperBound...].drop(while: { $0 == " " || $0 == "\t" })
@@ -44,9 +60,17 @@ public struct Labels: Sendable, Equatable {
                 }
                 return String(rest.prefix(while: { !$0.isWhitespace && $0 != "}" }))
             }
-            guard let idText = field("id"), let id = Int(idText) else { throw .labels(path: path, reason: "an item has no integer id") }
-            guard let name = field("display_name") ?? field("name") else { throw .labels(path: path, reason: "item \(id) has no name") }
+            guard let idText = field("id"), let id = Int(idText) else { throw refuse("an item has no integer id") }
+            guard id >= 0 else { throw refuse("id \(id) is negative: class ids start at 1") }
+            guard let name = field("display_name") ?? field("name") else { throw refuse("item \(id) has no name") }
+            if id == 0 {
+                guard name == "background" else { throw refuse("id 0 is the background's, not \"\(name)\": class ids start at 1") }
+                continue
+            }
+            guard !name.trimmingCharacters(in: .whitespaces).isEmpty else { throw refuse("item \(id) has an empty name") }
+            if let first = lineOfID[id] { throw refuse("id \(id) is given more than once (first at line \(first))") }
             names[id] = name
+            lineOfID[id] = line
         }
         guard !names.isEmpty else { throw .labels(path: path, reason: "no items") }
         return Labels(names: names)

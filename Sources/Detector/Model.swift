@@ -41,17 +41,13 @@ public final class Model: Sendable {
     public init(path: String, labelsPath: String? = nil, precision choice: PrecisionChoice = .f32,
                 calibrationPath: String? = nil) throws(ModelError) {
         self.path = path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw .unreadable(path: path, reason: "no such file")
-        }
+        guard FileManager.default.fileExists(atPath: path) else { throw .unreadable(path: path, reason: "no such file") }
+        if let refusal = FileType.refusalToRead(path) { throw .unreadable(path: path, reason: refusal) }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         guard size <= Self.maximumFileSize else {
             throw .unreadable(path: path, reason: "larger than \(Self.maximumFileSize >> 20) MiB, more than a detection model can be")
         }
-        guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: path) else {
-            throw .unreadable(path: path, reason: isDirectory.boolValue ? "is a directory" : "permission denied")
-        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path: path, reason: "permission denied") }
         let spec: NetworkSpec
         do {
             spec = try GraphImporter.importNetwork(try GraphDef(data: data))

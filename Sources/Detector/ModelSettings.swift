@@ -1,4 +1,5 @@
 import Foundation
+import Values
 
 /// SSD settings that a frozen graph does not carry in a form worth parsing: anchor generation,
 /// box coding, non-max suppression and label names. Defaults are those of `ssdlite_mobilenet_v2_coco`;
@@ -32,6 +33,7 @@ public struct ModelSettings: Sendable, Equatable {
     }
 
     public static func load(sidecar path: String) throws(ModelError) -> ModelSettings {
+        if let refusal = FileType.refusalToRead(path) { throw .sidecar(path: path, reason: refusal) }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -104,11 +106,18 @@ public struct ModelSettings: Sendable, Equatable {
                     if key.stringValue == "max_detections" { settings.maxDetections = Int(n) } else { settings.maxDetectionsPerClass = Int(n) }
                 case "labels":
                     if let list = try? json.decode([String].self, forKey: key) {
+                        if let empty = list.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+                            throw Problem(reason: "'labels' has an empty name for class id \(empty + 1)")
+                        }
                         settings.labels = Dictionary(uniqueKeysWithValues: list.enumerated().map { ($0.offset + 1, $0.element) })
                     } else if let map = try? json.decode([String: String].self, forKey: key) {
                         var labels: [Int: String] = [:]
                         for (id, name) in map {
                             guard let id = Int(id) else { throw Problem(reason: "label id '\(id)' is not an integer") }
+                            guard id >= 1 else { throw Problem(reason: "label id '\(id)' is below 1: class ids start at 1") }
+                            guard !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+                                throw Problem(reason: "'labels' has an empty name for class id \(id)")
+                            }
                             labels[id] = name
                         }
                         settings.labels = labels

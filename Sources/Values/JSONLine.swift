@@ -56,9 +56,14 @@ struct JSONLineWriter<Key: CodingKey> {
 
     func finish() -> String { text + "}" }
 
+    /// `s` as a JSON string. Every control character is escaped, DEL and C1 (U+0080-U+009F) too, which JSON allows
+    /// raw: a line read on a terminal (`tail --raw`, `detect`) must not be able to drive it.
     static func quoted(_ s: String) -> String {
         // Most text (keys, labels, times) needs no escape: one pass over its bytes instead of appending scalar by scalar.
-        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) { return "\"" + s + "\"" }
+        // (C1 characters are 0xC2 0x80-0x9F in UTF-8; other text with a 0xC2 byte takes the slow path, unchanged.)
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F && $0 != 0xC2 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            return "\"" + s + "\""
+        }
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -67,7 +72,7 @@ struct JSONLineWriter<Key: CodingKey> {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
                 out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
             default: out.unicodeScalars.append(scalar)
             }

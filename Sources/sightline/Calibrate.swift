@@ -71,17 +71,16 @@ struct Calibrate: ParsableCommand {
     /// /dev/null with a regular file), so only a regular file or a new name in an existing directory will do.
     static func checkDestination(_ path: String) throws(CommandError) {
         guard !path.hasSuffix("/") else { throw CommandError("cannot write \(path): names a directory, not a file") }
-        var info = stat()
-        if stat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFREG else {
-                let kind = info.st_mode & S_IFMT == S_IFDIR ? "a directory" : "not a regular file (a device, FIFO or socket)"
+        if let type = FileType(path: path) {
+            guard type == .regular else {
+                let kind = type == .directory ? "a directory" : "not a regular file (\(type))"
                 throw CommandError("cannot write \(path): it is \(kind); give a file's path")
             }
         } else if errno != ENOENT {
             throw CommandError("cannot write \(path): \(String(cString: strerror(errno)))")
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        guard stat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+        guard FileType(path: directory) == .directory else {
             throw CommandError("cannot write \(path): \(directory) is not an existing directory")
         }
         guard access(directory, W_OK) == 0 else {

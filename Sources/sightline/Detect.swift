@@ -76,6 +76,7 @@ struct Detect: ParsableCommand {
 
     mutating func validate() throws {
         guard !inputs.contains("") else { throw ValidationError("an input is empty: give a file, directory, pattern, URL or device") }
+        guard annotate != "" else { throw ValidationError("--annotate is empty: give the directory to write the annotated frames into") }
         try checkRange("--threads", threads, ConfigLimits.workers, zeroMeaning: "one per core")
         try checkRange("--threshold", threshold, 0...1)
         try ringCapacity.map { try checkRange("--ring-capacity", $0, ConfigLimits.ringCapacity) }

@@ -16,7 +16,8 @@ struct Tail: ParsableCommand {
             print as one line each: `connected` (with every source's up/down state), `SOURCE up`, `SOURCE DOWN: reason`,
             and skipped records when this subscriber fell behind; tracking events as `SOURCE + LABEL #ID` (appeared),
             `SOURCE - LABEL #ID after 12.3 s (reason)` (left) and `SOURCE LABEL: COUNT` (how many are there now); a record of
-            a type this version does not know (from a newer daemon) prints as it came.
+            a type this version does not know (from a newer daemon) prints as it came. Control characters in what it
+            prints (a source named with an escape sequence, say) are written as \\u001b and so on, never sent to the terminal.
             --events asks the daemon for the tracking events only; --type and --source choose record types and sources. --raw prints the JSON lines themselves
             (docs/SCHEMA.md), for scripts: e.g. a Node-RED exec node.
 
@@ -139,7 +140,7 @@ struct Tail: ParsableCommand {
                 if raw {
                     output.write(String(decoding: line, as: UTF8.self) + "\n")
                 } else {
-                    for text in Self.readable(line) { output.write(text + "\n") }
+                    for text in Self.readable(line) { output.write(Self.escapingControls(text) + "\n") }
                 }
                 if output.isClosed { return .ended("output closed") }
             }
@@ -164,6 +165,19 @@ struct Tail: ParsableCommand {
     private func setReceiveTimeout(_ fd: Int32, seconds: Int) {
         var limit = timeval(tv_sec: seconds, tv_usec: 0)
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// `text` with each control character (C0, DEL, C1) written as `\u001b` and so on. What tail prints comes from the
+    /// daemon's config, inputs and label file (a source named with an ESC sequence, say): printed as it is, it could
+    /// move the cursor, rewrite the screen or split one record's line in two.
+    static func escapingControls(_ text: String) -> String {
+        func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) }
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var escaped = ""
+        for scalar in text.unicodeScalars {
+            if isControl(scalar) { escaped += String(format: "\\u%04x", scalar.value) } else { escaped.unicodeScalars.append(scalar) }
+        }
+        return escaped
     }
 
     /// One line per detection, or per service record; a line that is not a record, or a record of a type this build

@@ -235,7 +235,7 @@ final class ConfigTests: XCTestCase {
             XCTAssertEqual("\(error)", "/nonexistent/sightline.yaml: cannot read the config file: No such file or directory")
         }
         XCTAssertThrowsError(try DaemonConfig.load(path: "/")) { error in
-            XCTAssertEqual("\(error)", "/: cannot read the config file: Is a directory")
+            XCTAssertEqual("\(error)", "/: cannot read the config file: is a directory")
         }
     }
 

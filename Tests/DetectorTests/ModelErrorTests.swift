@@ -190,4 +190,55 @@ final class ModelErrorTests: XCTestCase {
         XCTAssertEqual(labels.names, [1: "person", 3: "car"])
         XCTAssertEqual(labels.name(for: 2), "class_2")
     }
+
+    private func labelsError(_ text: String, name: String) throws -> String {
+        let path = try writeTemp(Data(text.utf8), name: name)
+        do {
+            return "loaded \(try Labels.load(path: path).names)"
+        } catch {
+            return "\(error)".replacingOccurrences(of: path, with: name)
+        }
+    }
+
+    /// As the TF Object Detection API's label_map_util validates a map: negative ids are refused, id 0 is the
+    /// background's alone; an id given twice, which the API would settle silently (the first wins), and an empty
+    /// name are refused too. Each message names the file and the line of the item.
+    func testLabelMapRefusesNegativeDuplicateAndUnnamedIDs() throws {
+        let cases: [(text: String, expected: String)] = [
+            ("item {\n  id: 1\n  name: \"person\"\n}\nitem {\n  id: -1\n  name: \"car\"\n}\n",
+             "cannot read labels map.pbtxt: line 5: id -1 is negative: class ids start at 1"),
+            ("item { id: 1 name: \"person\" }\nitem { id: 2 name: \"car\" }\n\nitem { id: 1 name: \"bicycle\" }\n",
+             "cannot read labels map.pbtxt: line 4: id 1 is given more than once (first at line 1)"),
+            ("item { id: 0 name: \"person\" }\n", #"cannot read labels map.pbtxt: line 1: id 0 is the background's, not "person": class ids start at 1"#),
+            ("item { id: 1 name: \"person\" }\r\nitem { id: 2 display_name: \"\" }\r\n", "cannot read labels map.pbtxt: line 2: item 2 has an empty name"),
+        ]
+        for (text, expected) in cases { XCTAssertEqual(try labelsError(text, name: "map.pbtxt"), expected, text) }
+        let background = try writeTemp(Data("item { id: 0 name: \"background\" }\nitem { id: 1 name: \"person\" }\n".utf8), name: "map.pbtxt")
+        XCTAssertEqual(try Labels.load(path: background).names, [1: "person"], "the background is not a class")
+    }
+
+    /// Line N of a plain label file names class id N: a blank line before the last name would leave its id without
+    /// a name (or, skipped, shift every later name to the wrong id), so it is refused. Blank lines at the end are not.
+    func testPlainLabelFileRefusesABlankLineBeforeTheLastName() throws {
+        XCTAssertEqual(try labelsError("person\nbicycle\n\ncar\n", name: "labels.txt"),
+                       "cannot read labels labels.txt: line 3 is blank: line N names class id N, so every line up to the last "
+                           + "needs a name (a label_map.pbtxt can leave ids out)")
+        XCTAssertEqual(try labelsError("  \r\nperson\r\n", name: "labels.txt"),
+                       "cannot read labels labels.txt: line 1 is blank: line N names class id N, so every line up to the last "
+                           + "needs a name (a label_map.pbtxt can leave ids out)")
+        XCTAssertEqual(try labelsError("person\nbicycle\n\n \n", name: "labels.txt"), "loaded \([1: "person", 2: "bicycle"])")
+        XCTAssertEqual(try labelsError("\n\n", name: "labels.txt"), "cannot read labels labels.txt: no labels")
+    }
+
+    func testSidecarLabelsHaveNamesAndIDsFromOne() throws {
+        let sidecar = try writeTemp(Data(), name: "m.json")
+        for (json, fragment) in [(#"{"labels": ["person", ""]}"#, "'labels' has an empty name for class id 2"),
+                                 (#"{"labels": {"1": "person", "-1": "car"}}"#, "label id '-1' is below 1: class ids start at 1"),
+                                 (#"{"labels": {"3": " "}}"#, "'labels' has an empty name for class id 3")] {
+            try Data(json.utf8).write(to: URL(fileURLWithPath: sidecar))
+            XCTAssertThrowsError(try ModelSettings.load(sidecar: sidecar), json) { error in
+                XCTAssertEqual("\(error)", "bad model settings file \(sidecar): \(fragment)", json)
+            }
+        }
+    }
 }

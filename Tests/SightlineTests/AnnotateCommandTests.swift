@@ -68,6 +68,18 @@ final class AnnotateCommandTests: XCTestCase {
         XCTAssertGreaterThan(checked, 5, "vtest.avi shows people in most of its first frames")
     }
 
+    /// An empty --annotate is a usage error, as an empty input is, not the current directory.
+    func testAnEmptyDirectoryIsAUsageError() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = try runProcess("/bin/sh", ["-c", "cd \"$1\" && exec \"$0\" detect --annotate '' \"$2\"",
+                                             binary, directory.path, TestPaths.media("messi5.jpg")])
+        XCTAssertEqual(run.status, 64, run.stderr)
+        XCTAssertTrue(run.stderr.contains("--annotate is empty: give the directory to write the annotated frames into"), run.stderr)
+        XCTAssertEqual(run.stdout, "", "nothing is detected")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), [], "nothing is written in the current directory")
+    }
+
     func testAnUnwritableDirectoryIsAClearError() throws {
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -203,6 +203,35 @@ final class DetectCommandTests: XCTestCase {
                                mentioning: ["/nonexistent/model.pb", "no such file"])
     }
 
+    /// A record names its input, which may hold any character: JSON escapes C0 controls, and Sightline escapes DEL and
+    /// C1 (U+0080-U+009F) as well, so no line it writes can drive the terminal it is read on.
+    func testControlCharactersInNamesAreEscapedInRecords() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        let image = dir.appendingPathComponent("cam\u{1B}[2J\u{7F}\u{9B}31m-é.jpg").path
+        try FileManager.default.createSymbolicLink(atPath: image, withDestinationPath: TestPaths.media("messi5.jpg"))
+        let result = try runProcess(binary, ["detect", image])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.stdoutLines.count, 1, result.stdout)
+        let line = try XCTUnwrap(result.stdoutLines.first)
+        XCTAssertFalse(line.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }, String(line))
+        XCTAssertTrue(line.contains(#"cam\u001b[2J\u007f\u009b31m-é.jpg"#), String(line))
+        let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(record["source"] as? String, image, "the same name, once decoded")
+    }
+
+    /// A label file with an id given twice, or a blank line that would leave an id unnamed, is refused naming the
+    /// file and the line, before anything is detected.
+    func testMistakenLabelFilesFailCleanly() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        let map = dir.appendingPathComponent("map.pbtxt").path, plain = dir.appendingPathComponent("labels.txt").path
+        try Data("item { id: 1 name: \"person\" }\nitem { id: 1 name: \"pedestrian\" }\n".utf8).write(to: URL(fileURLWithPath: map))
+        try Data("\nperson\n".utf8).write(to: URL(fileURLWithPath: plain))
+        try assertFailsCleanly(["detect", "--labels", map, TestPaths.media("messi5.jpg")],
+                               mentioning: ["cannot read labels \(map): line 2: id 1 is given more than once (first at line 1)"])
+        try assertFailsCleanly(["detect", "--labels", plain, TestPaths.media("messi5.jpg")],
+                               mentioning: ["cannot read labels \(plain): line 1 is blank"])
+    }
+
     /// Each hostile graph of issue 8 (fuzz/corpus/model) ends `detect` with one line naming the model, exit status 1.
     func testHostileModelsFailCleanly() throws {
         let seeds = TestPaths.repoRoot.appendingPathComponent("fuzz/corpus/model")

@@ -98,7 +98,7 @@ final class PrecisionCommandTests: XCTestCase {
         XCTAssertEqual(mkfifo(fifo, 0o644), 0)
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: file))
         let image = TestPaths.media("messi5.jpg")
-        for (output, reason) in [(fifo, "not a regular file"), (dir.path, "a directory"), (file + "/", "names a directory"),
+        for (output, reason) in [(fifo, "not a regular file (a FIFO)"), (dir.path, "a directory"), (file + "/", "names a directory"),
                                  (dir.appendingPathComponent("missing/c.json").path, "is not an existing directory")] {
             let result = try runProcess(binary, ["calibrate", "--frames", "1", "-o", output, image])
             XCTAssertEqual(result.status, 1, "\(output): \(result.stderr)")

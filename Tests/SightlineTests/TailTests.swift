@@ -78,6 +78,42 @@ final class TailTests: XCTestCase {
         XCTAssertEqual(raw.stdout, rawExpected, "--raw passes every line on unchanged")
     }
 
+    /// Names come from the daemon's config and inputs, so they may hold control characters (JSON carries them escaped,
+    /// and DEL and C1 need not be): tail writes each one as \u001b and so on, never raw to the terminal. --raw keeps
+    /// the lines as they came.
+    func testControlCharactersInRecordsNeverReachTheTerminal() throws {
+        let path = dir.appendingPathComponent("t.sock").path
+        let listener = try listen(path)
+        defer { close(listener) }
+        let sent = [
+            #"{"type":"hello","schema":1,"version":"0.9.0","time":"2026-11-22T22:15:48.912Z","model":"m.pb","precision":"int8","#
+                + #""labels":["person"],"sources":["door\u001b[2J","yard"],"source_states":{"door\u001b[2J":"up","yard":"up"}}"#,
+            #"{"type":"detections","source":"door\u001b[2J","frame":41,"seq":40,"pts":4.1,"time":"2026-11-22T22:15:49.001Z","#
+                + #""capture_time":"2026-11-22T22:15:48.881Z","width":768,"height":576,"latency_ms":30.5,"infer_ms":11.5,"dropped":0,"#
+                + "\"detections\":[{\"label\":\"pers\u{9B}31mon\",\"class_id\":1,\"score\":0.5,\"box\":{\"xmin\":0.1,\"ymin\":0.2,\"xmax\":0.3,\"ymax\":0.4}}]}",
+            "{\"type\":\"source_down\",\"source\":\"yard\",\"time\":\"2026-11-22T22:15:51.000Z\",\"reason\":\"bad\\ninput\u{7F}\",\"retry_in_s\":1.1}",
+            "not a record \u{1B}]0;owned\u{07}\r",
+        ]
+        let bytes = Array(sent.map { $0 + "\n" }.joined().utf8)
+        for raw in [false, true] {
+            let tail = try BackgroundProcess(binary, ["tail", "--once"] + (raw ? ["--raw"] : []) + [path])
+            let connection = try accept(listener, timeout: 120)
+            XCTAssertEqual(bytes.withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }, bytes.count)
+            close(connection)
+            XCTAssertEqual(tail.wait(timeout: 120), 1, tail.stderr)
+            let expected = raw ? sent : [
+                #"22:15:48.912 connected: schema 1, sources door\u001b[2J (up), yard (up)"#,
+                #"22:15:49.001 door\u001b[2J #41 pers\u009b31mon 0.50 [0.100 0.200 0.300 0.400]"#,
+                #"22:15:51.000 yard DOWN: bad\u000ainput\u007f"#,
+                #"not a record \u001b]0;owned\u0007\u000d"#,
+            ]
+            let expectedText = expected.map { $0 + "\n" }.joined()
+            let deadline = Date().addingTimeInterval(120)
+            while tail.stdout != expectedText && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            XCTAssertEqual(tail.stdout, expectedText, "raw: \(raw)")
+        }
+    }
+
     /// Records the daemon sent before it answered the subscription were not filtered by it: `tail --events` drops them.
     func testWhatComesBeforeSubscribedIsNotPrintedForASubscription() throws {
         let path = dir.appendingPathComponent("t.sock").path
