@@ -53,7 +53,7 @@ final class HTTPSocketActivationTests: XCTestCase {
         let subscriber = try LineSubscriber(path: daemon.socketPath)
         XCTAssertEqual(subscriber.next(timeout: 10)?["type"] as? String, "hello")
         launcher.signal(SIGTERM)
-        XCTAssertEqual(launcher.wait(timeout: 30), 0, launcher.stderr)
+        XCTAssertEqual(launcher.wait(timeout: 120), 0, launcher.stderr)
         _ = stream
     }
 
@@ -84,7 +84,7 @@ final class HTTPSocketActivationTests: XCTestCase {
         // Closed, not leaked: the daemon held the only descriptor of that listening socket, so the port is free.
         XCTAssertNil(RawHTTPClient(port: strayPort, path: "/"), "the stray socket still listens")
         launcher.signal(SIGTERM)
-        XCTAssertEqual(launcher.wait(timeout: 30), 0, launcher.stderr)
+        XCTAssertEqual(launcher.wait(timeout: 120), 0, launcher.stderr)
         _ = stream
     }
 }

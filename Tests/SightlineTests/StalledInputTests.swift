@@ -47,9 +47,8 @@ final class StalledInputTests: XCTestCase {
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
-    /// Makes the FIFO and, once the daemon opens it, writes the first 300 KB of a video into it and then nothing.
-    func stallingFIFO() throws {
-        XCTAssertEqual(mkfifo(fifoPath, 0o600), 0)
+    /// Writes the first 300 KB of a video into the FIFO, once the daemon opens it, and then nothing.
+    func feedFIFOAndStall() throws {
         let video = try Data(contentsOf: URL(fileURLWithPath: TestPaths.media("vtest.avi"))).prefix(300_000)
         let path = fifoPath, writer = self.writer
         Thread.detachNewThread {
@@ -62,10 +61,13 @@ final class StalledInputTests: XCTestCase {
     /// Starts the daemon and waits until the FIFO source has delivered a detection, and a second more: its reader
     /// has taken all there was and is blocked.
     func startWithStalledFIFO() throws -> (BackgroundProcess, LineSubscriber) {
-        try stallingFIFO()
+        XCTAssertEqual(mkfifo(fifoPath, 0o600), 0)
         try writeConfig(withFIFO: true)
         let daemon = try BackgroundProcess(binary, ["run", "--config", configPath])
         let subscriber = try LineSubscriber(path: socketPath)
+        // The FIFO's few detections all come soon after its data: it is written only once this subscriber is in.
+        XCTAssertEqual(subscriber.next(timeout: 120)?["type"] as? String, "hello", daemon.stderr)
+        try feedFIFOAndStall()
         let fromFIFO = subscriber.until(timeout: 60) { $0["type"] as? String == "detections" && $0["source"] as? String == "stalled" }
         XCTAssertNotNil(fromFIFO.match, "the FIFO's frames are detected before it stalls; stderr: \(daemon.stderr)")
         Thread.sleep(forTimeInterval: 1)

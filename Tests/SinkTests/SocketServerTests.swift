@@ -241,8 +241,9 @@ final class SocketServerTests: XCTestCase {
         }
         producer.start()
         defer { producing.set() }
-        // Reads one line every 20 ms (50 lines/s, far behind) for more than twice `stuckAfter`, and until it has
-        // seen three lag records.
+        // Reads one line every 5 ms (200 lines/s, far behind) for more than twice `stuckAfter`, and until it has
+        // seen three lag records. A socket read takes up to some 80 buffered lines at once, so the server sees the
+        // reader's progress only every 80 lines: paced slower, a loaded machine could stretch that near `stuckAfter`.
         var lags = 0, numbered = 0, errors: [String] = []
         let started = ContinuousClock.now
         while lags < 3 || ContinuousClock.now - started < .seconds(7), ContinuousClock.now - started < .seconds(60),
@@ -250,7 +251,7 @@ final class SocketServerTests: XCTestCase {
             if Self.lagCount(line) != nil { lags += 1 }
             if Self.number(line) != nil { numbered += 1 }
             if Self.errorRecord(line) != nil { errors.append(line) }
-            usleep(20_000)
+            usleep(5_000)
         }
         XCTAssertGreaterThanOrEqual(lags, 3, "lag records while it falls behind (after \(numbered) lines)")
         XCTAssertEqual(errors, [])

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A subscriber on a Unix stream socket that reads JSON lines, with timeouts.
 public final class LineSubscriber {
@@ -104,9 +105,17 @@ public final class BackgroundProcess {
         process.standardOutput = outputPipe
         process.standardError = errorPipe
         process.standardInput = FileHandle.nullDevice
-        let collected = self.collected, collectedOutput = self.collectedOutput
-        errorPipe.fileHandleForReading.readabilityHandler = { handle in collected.append(handle.availableData) }
-        outputPipe.fileHandleForReading.readabilityHandler = { handle in collectedOutput.append(handle.availableData) }
+        for (pipe, data) in [(errorPipe, collected), (outputPipe, collectedOutput)] {
+            pipe.fileHandleForReading.readabilityHandler = { handle in
+                let chunk = handle.availableData
+                guard !chunk.isEmpty else {
+                    // The end: a handler left in place would be called again and again.
+                    handle.readabilityHandler = nil
+                    return data.markEnded()
+                }
+                data.append(chunk)
+            }
+        }
         try process.run()
     }
 
@@ -124,12 +133,16 @@ public final class BackgroundProcess {
 
     public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
-    /// Waits for exit; returns the status, or nil if still running after `timeout`.
+    /// Waits for exit; returns the status, or nil if still running after `timeout`. On exit it also waits (a few
+    /// seconds at most: a child the process left behind may hold its pipes) until both pipes have ended, because the
+    /// output is collected asynchronously and the last lines written before exit would otherwise be missed.
     public func wait(timeout: TimeInterval) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         if process.isRunning { return nil }
         process.waitUntilExit()
+        let drained = Date().addingTimeInterval(10)
+        while !(collected.ended && collectedOutput.ended) && Date() < drained { Thread.sleep(forTimeInterval: 0.01) }
         return process.terminationStatus
     }
 }
@@ -137,12 +150,26 @@ public final class BackgroundProcess {
 private final class LockedData: @unchecked Sendable {
     private let lock = NSLock()
     private var stored = Data()
+    private var reachedEnd = false
     func append(_ d: Data) { lock.withLock { stored.append(d) } }
+    func markEnded() { lock.withLock { reachedEnd = true } }
     var data: Data { lock.withLock { stored } }
+    var ended: Bool { lock.withLock { reachedEnd } }
 }
 
-/// A free TCP port on the loopback interface.
+/// Ports `freeLoopbackPort` has handed out in this process: the kernel may offer a closed one again, and two
+/// servers of one test must not be given the same.
+private let handedOutPorts = Mutex<Set<UInt16>>([])
+
+/// A free TCP port on the loopback interface, never one handed out before in this process.
 public func freeLoopbackPort() -> UInt16 {
+    while true {
+        let port = unusedLoopbackPort()
+        if handedOutPorts.withLock({ $0.insert(port).inserted }) { return port }
+    }
+}
+
+private func unusedLoopbackPort() -> UInt16 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
