@@ -19,6 +19,10 @@ public final class Service: Sendable {
     /// The command line's settings (`run --socket`, `--precision`), applied to every configuration read from the file.
     private let overrides: @Sendable (inout DaemonConfig) -> Void
     private let model: Model
+    /// The model used when the config names none, for a reload to check as `run` would load it.
+    private let defaultModel: String
+    /// Which of the sockets systemd passed (their configured addresses are then unused).
+    private let passedSockets: (subscribers: Bool, http: Bool)
     private let server: SocketServer
     private let hello: HelloState
     private let outlet: Outlet
@@ -34,14 +38,16 @@ public final class Service: Sendable {
     /// Starts listening with `model` (loaded by `Preflight`); fatal problems throw with a message naming them.
     /// `config` already has `overrides` applied.
     public init(config: DaemonConfig, configPath: String, overrides: @escaping @Sendable (inout DaemonConfig) -> Void = { _ in },
-                model: Model,
+                model: Model, defaultModel: String,
                 notifier: SystemdNotifier, logger: Logger) throws {
         self.configPath = configPath
         self.overrides = overrides
         self.notifier = notifier
         self.logger = logger
         self.model = model
+        self.defaultModel = defaultModel
         let passed = SystemdSocketActivation.passed()
+        passedSockets = (passed.subscribers != nil, passed.http != nil)
         for extra in passed.unknown {
             logger.warning("closing a socket systemd passed that is not for sightline (FileDescriptorName= must be subscribers or http)",
                            metadata: ["fd": "\(extra.fd)", "name": "\(extra.name ?? "")"])
@@ -330,15 +336,15 @@ public final class Service: Sendable {
     private func reload() {
         try? notifier.reloading()
         server.checkSocketFile()  // a deleted socket file would leave the daemon unreachable
-        let config = supervision.state.withLock { $0.config }
         var fresh: DaemonConfig
         do {
             fresh = try DaemonConfig.load(path: configPath)
             overrides(&fresh)
-            // Labels in `thresholds` must be the running model's (a new model or label file waits for a restart anyway).
-            let unknown = fresh.model == config.model && fresh.labels == config.labels
-                ? Preflight.unknownLabels(in: fresh, origin: configPath, known: model.labelNames) : []
-            if !unknown.isEmpty { throw ConfigError(unknown) }
+            // `check`'s checks: what waits for a restart (a new model, label file or socket) must start then, so a
+            // reload never leaves a daemon that cannot restart; labels in `thresholds` must be the model's.
+            let preflight = Preflight(fresh, origin: configPath, defaultModel: defaultModel,
+                                      checkSocket: !passedSockets.subscribers, checkHTTPSocket: !passedSockets.http)
+            if !preflight.problems.isEmpty { throw ConfigError(preflight.problems) }
         } catch {
             let errors = (error as? ConfigError)?.problems.map(\.description) ?? ["\(error)"]
             logger.error("reload refused, keeping the running configuration", metadata: ["errors": "\(errors.joined(separator: "; "))"])
@@ -368,9 +374,13 @@ public final class Service: Sendable {
         pipeline.setThresholds(fresh.detectorThresholds, sources: Dictionary(fresh.sources.map { ($0.name, $0.thresholds) }) { $1 })
         for action in actions { perform(action) }
         supervision.wake()  // the heartbeat interval may have changed
+        // The lists the `reload` record has, in its order.
         logger.info("reloaded", metadata: ["sources": "\(fresh.sources.count)",
                                            "changed": "\(changes.changed.joined(separator: ", "))",
-                                           "restarted": "\(changes.restarted.map { "\($0.source) (\($0.reason))" }.joined(separator: ", "))"])
+                                           "added": "\(changes.added.joined(separator: ", "))",
+                                           "removed": "\(changes.removed.joined(separator: ", "))",
+                                           "restarted": "\(changes.restarted.map { "\($0.source) (\($0.reason))" }.joined(separator: ", "))",
+                                           "needs_restart": "\(changes.needsRestart.joined(separator: ", "))"])
         try? notifier.ready()
     }
 }

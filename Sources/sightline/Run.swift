@@ -42,7 +42,7 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
         let service = try failingCleanly {
-            try Service(config: loaded, configPath: config, overrides: overrides, model: model,
+            try Service(config: loaded, configPath: config, overrides: overrides, model: model, defaultModel: ModelLocation.defaultModel,
                         notifier: SystemdNotifier(), logger: logger)
         }
         // Exit straight away: workers and subscribers are already drained; tearing down the engines buys nothing.

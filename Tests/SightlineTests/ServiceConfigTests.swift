@@ -305,6 +305,45 @@ final class ServiceConfigTests: XCTestCase {
         stop(daemon)
     }
 
+    /// A reload naming a model or label file that does not load is refused as `check` refuses it: accepting it "for the
+    /// next restart" would leave a daemon that cannot restart. The log's `reloaded` line lists what the record lists.
+    func testReloadRefusesWhatARestartCouldNotLoadAndLogsWhatChanged() throws {
+        let notAModel = scratch.dir.appendingPathComponent("notes.pb")
+        try "not a graph".write(to: notAModel, atomically: true, encoding: .utf8)
+        let socket = "socket: { path: \(scratch.socketPath) }"
+        let sources = "sources: [{ name: walk, input: \(walk), realtime: true }]"
+        try scratch.writeConfig("\(socket)\n\(sources)")
+        let daemon = try scratch.startDaemon()
+        let subscriber = try LineSubscriber(path: scratch.socketPath)
+        XCTAssertNotNil(subscriber.until(timeout: 120) { $0["type"] as? String == "detections" }.match, daemon.stderr)
+        let refusals: [(yaml: String, expected: String)] = [
+            ("\(socket)\nmodel: notes.pb\n\(sources)", "sightline.yaml:2: model: cannot read model \(notAModel.path): malformed model"),
+            ("\(socket)\nlabels: missing.txt\n\(sources)", "sightline.yaml:2: labels: cannot read labels \(scratch.dir.path)/missing.txt: no such file"),
+        ]
+        for (yaml, expected) in refusals {
+            try scratch.writeConfig(yaml)
+            daemon.signal(SIGHUP)
+            let record = try XCTUnwrap(subscriber.until(timeout: 120) { $0["type"] as? String == "reload" }.match, daemon.stderr)
+            XCTAssertEqual(record["status"] as? String, "refused", "\(record)")
+            XCTAssertTrue((record["errors"] as? [String] ?? []).contains { $0.contains(expected) }, "expected \(expected) in \(record)")
+            XCTAssertTrue(eventually(timeout: 120) { daemon.stderr.contains("reload refused") && daemon.stderr.contains(expected) },
+                          "the log says so: \(daemon.stderr)")
+        }
+        XCTAssertNotNil(subscriber.until(timeout: 120) { $0["type"] as? String == "detections" }.match, "still running: \(daemon.stderr)")
+
+        try scratch.writeConfig("\(socket)\nthreshold: 0.4\nsources: [{ name: still, input: \(TestPaths.media("messi5.jpg")) }]")
+        daemon.signal(SIGHUP)
+        let applied = try XCTUnwrap(subscriber.until(timeout: 120) { $0["type"] as? String == "reload" }.match, daemon.stderr)
+        XCTAssertEqual(applied["status"] as? String, "applied", "\(applied)")
+        XCTAssertEqual(applied["changed"] as? [String], ["threshold"])
+        XCTAssertEqual(applied["added"] as? [String], ["still"])
+        XCTAssertEqual(applied["removed"] as? [String], ["walk"])
+        XCTAssertTrue(eventually(timeout: 120) {
+            ["changed=threshold", "added=still", "removed=walk"].allSatisfy { daemon.stderr.contains($0) }
+        }, "the reloaded line lists what the record lists: \(daemon.stderr)")
+        stop(daemon)
+    }
+
     // MARK: Reconnect
 
     func testReconnectBackoffIsCappedByTheConfig() throws {
