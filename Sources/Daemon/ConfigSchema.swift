@@ -3,6 +3,7 @@ import FrameRing
 import MQTT
 import HTTP
 import Tracking
+import Values
 import Yams
 
 /// The schema of the config file (docs/CONFIG.md): which keys each section has and what each must hold.
@@ -78,8 +79,8 @@ extension ConfigReader {
         var socket = DaemonConfig.Socket()
         guard !node.isNull, let fields = mapping(node, path, keys: Self.socketKeys) else { return socket }
         if let node = fields["path"], let value = string(node, "\(path).path") {
-            if value.utf8.count > 107 {
-                problem(node, "\(path).path", "is \(value.utf8.count) bytes long; a socket path may have at most 107")
+            if let refusal = UnixSocketPath.problem(value) {
+                problem(node, "\(path).path", refusal)
             } else {
                 socket.path = value
             }
@@ -115,11 +116,10 @@ extension ConfigReader {
         var http = HTTPOptions()
         guard let fields = mapping(node, path, keys: Self.httpKeys) else { return http }
         if let node = fields["listen"], let value = string(node, "\(path).listen") {
-            if let listen = HTTPOptions.Listen(value) {
-                http.listen = listen
-            } else {
-                problem(node, "\(path).listen", "must be HOST:PORT (e.g. \"127.0.0.1:8970\", \"[::1]:8970\") or a Unix socket "
-                                              + "(\"unix:/run/sightline/http.sock\"), got \"\(value)\"")
+            do {
+                http.listen = try HTTPOptions.Listen(parsing: value)
+            } catch {
+                problem(node, "\(path).listen", error.message)
             }
         }
         if let node = fields["preview_fps"], let value = number(node, "\(path).preview_fps", in: ConfigLimits.previewFPS) {

@@ -1,10 +1,11 @@
 import Detector
 import Foundation
 import Sink
+import Values
 
 /// What `check` and `run` verify beyond the file itself: that the model and labels load, that every label in
-/// `thresholds` is one the model knows, and that the socket's group and directory exist. Problems carry the line
-/// of the key that named the thing, so `check` reports them as it reports the file's own mistakes.
+/// `thresholds` is one the model knows, that the socket's group exists and that the sockets can be created.
+/// Problems carry the line of the key that named the thing, so `check` reports them as it reports the file's own mistakes.
 public struct Preflight {
     /// The loaded model, when it loads.
     public private(set) var model: Model?
@@ -16,9 +17,10 @@ public struct Preflight {
     ///   - origin: the config file, as problems name it.
     ///   - defaultModel: the model used when the config names none.
     ///   - checkSocket: false when systemd passes the listening socket (the configured path is then unused).
+    ///   - checkHTTPSocket: false when systemd passes the HTTP socket (`http.listen` is then unused).
     ///   - runtimeDirectoryMayBeAbsent: true for `check`: the unit's runtime directory only exists while the service runs.
     public init(_ config: DaemonConfig, origin: String, defaultModel: String, checkSocket: Bool = true,
-                runtimeDirectoryMayBeAbsent: Bool = false) {
+                checkHTTPSocket: Bool = true, runtimeDirectoryMayBeAbsent: Bool = false) {
         func add(_ keyPath: String, _ message: String) {
             problems.append(ConfigError.Problem(origin: origin, line: config.lines[keyPath], keyPath: keyPath, message: message))
         }
@@ -46,6 +48,13 @@ public struct Preflight {
             problems += Self.unknownLabels(in: config, origin: origin, known: model.labelNames)
         }
 
+        if checkHTTPSocket, case .unix(let path)? = config.http?.listen {
+            if checkSocket && URL(fileURLWithPath: path).standardizedFileURL == URL(fileURLWithPath: config.socket.path).standardizedFileURL {
+                add("http.listen", "cannot listen on unix:\(path): it is socket.path, the subscribers' socket: give HTTP its own")
+            } else if let problem = Self.socketFileProblem(path) {
+                add("http.listen", "cannot listen on unix:\(path): \(problem)")
+            }
+        }
         guard checkSocket else { return }
         if let group = config.socket.group {
             do {
@@ -54,18 +63,32 @@ public struct Preflight {
                 add("socket.group", "\(error)")
             }
         }
-        let directory = URL(fileURLWithPath: config.socket.path).deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
         let keyPath = config.lines["socket.path"] != nil ? "socket.path" : "socket"
-        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            if runtimeDirectoryMayBeAbsent && directory == DaemonConfig.Socket.runtimeDirectory {
-                notes.append("\(directory) does not exist yet: systemd creates it when the service starts "
-                                 + "(to run this config by hand, give `sightline run --socket PATH`)")
-            } else {
-                add(keyPath, "cannot create \(config.socket.path): the directory \(directory) does not exist")
-            }
-        } else if !isDirectory.boolValue {
-            add(keyPath, "cannot create \(config.socket.path): \(directory) is not a directory")
+        let directory = URL(fileURLWithPath: config.socket.path).deletingLastPathComponent().path
+        if runtimeDirectoryMayBeAbsent && directory == DaemonConfig.Socket.runtimeDirectory && FileType(path: directory) == nil {
+            notes.append("\(directory) does not exist yet: systemd creates it when the service starts "
+                             + "(to run this config by hand, give `sightline run --socket PATH`)")
+        } else if let problem = Self.socketFileProblem(config.socket.path) {
+            add(keyPath, "cannot create \(config.socket.path): \(problem)")
+        }
+    }
+
+    /// Why a socket cannot be created at `path` as the file system stands, or nil: its directory must exist, and
+    /// the path must be free or an old socket (which the daemon replaces unless someone still listens on it).
+    /// A path whose text is wrong (`UnixSocketPath.problem`) was refused with the rest of the file.
+    static func socketFileProblem(_ path: String) -> String? {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        switch FileType(path: directory) {
+        case nil: return "the directory \(directory) does not exist"
+        case .directory?: break
+        case let type?: return "\(directory) is not a directory (it is \(type))"
+        }
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        switch info.st_mode & S_IFMT {
+        case S_IFSOCK: return nil
+        case S_IFLNK: return "the path exists and is a symbolic link, not a socket"
+        default: return "the path exists and is \(FileType(path: path) ?? .other), not a socket"
         }
     }
 

@@ -1,3 +1,5 @@
+import Values
+
 /// The `http:` section of the config (docs/HTTP.md).
 public struct HTTPOptions: Sendable, Equatable {
     public enum Listen: Sendable, Equatable, CustomStringConvertible {
@@ -6,19 +8,49 @@ public struct HTTPOptions: Sendable, Equatable {
 
         /// `127.0.0.1:8970`, `[::1]:8970`, `0.0.0.0:8970`, or a Unix socket as `unix:/run/sightline/http.sock` or an absolute path.
         public init?(_ text: String) {
+            guard let listen = try? Listen(parsing: text) else { return nil }
+            self = listen
+        }
+
+        /// As `init?(_:)`, throwing what is wrong with `text` (as `http.listen: MESSAGE` reads it).
+        public init(parsing text: String) throws(Invalid) {
             if text.hasPrefix("unix:") || text.hasPrefix("/") {
                 let path = text.hasPrefix("unix:") ? String(text.dropFirst(5)) : text
-                guard path.hasPrefix("/"), path.utf8.count <= 107 else { return nil }
+                guard path.hasPrefix("/") else {
+                    throw Invalid("a Unix socket needs an absolute path, e.g. \"unix:/run/sightline/http.sock\", got \"\(text)\"")
+                }
+                if let problem = UnixSocketPath.problem(path) { throw Invalid("the Unix socket path \(problem)") }
                 self = .unix(path: path)
                 return
             }
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-                return nil
+                throw Invalid.format(text)
             }
             var host = String(text[..<colon])
-            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == " " }) else { return nil }
+            if host.hasPrefix("[") || host.hasSuffix("]") {
+                guard host.count > 2, host.hasPrefix("["), host.hasSuffix("]") else {
+                    throw Invalid("unbalanced brackets in \"\(text)\": write an IPv6 address in brackets, e.g. \"[::1]:8970\"")
+                }
+                host = String(host.dropFirst().dropLast())
+                guard host.contains(":") else {
+                    throw Invalid("only an IPv6 address goes in brackets, got \"\(text)\" (e.g. \"[::1]:8970\", \"127.0.0.1:8970\")")
+                }
+            }
+            guard !host.isEmpty, !host.contains(where: { "/ []".contains($0) }) else {
+                throw Invalid.format(text)
+            }
             self = .tcp(host: host, port: port)
+        }
+
+        /// What is wrong with an `http.listen` value.
+        public struct Invalid: Error, Sendable {
+            public let message: String
+            init(_ message: String) { self.message = message }
+
+            static func format(_ text: String) -> Invalid {
+                Invalid("must be HOST:PORT (e.g. \"127.0.0.1:8970\", \"[::1]:8970\") or a Unix socket "
+                            + "(\"unix:/run/sightline/http.sock\"), got \"\(text)\"")
+            }
         }
 
         public var description: String {

@@ -158,7 +158,7 @@ public final class HTTPServer: Sendable {
                 }
                 ended.set("it stopped at once")
             } catch {
-                ended.set("\(error)")
+                ended.set(Self.reason(error))
             }
         }
         task.withLock { $0 = running }
@@ -168,6 +168,17 @@ public final class HTTPServer: Sendable {
                 let address = listeningDescriptor.map { "the socket passed as descriptor \($0)" } ?? "\(options.listen)"
                 throw HTTPError("cannot listen on \(address): \(reason)")
             }
+        }
+    }
+
+    /// `error` as a message reads it ("address already in use"), rather than SwiftNIO's own text, which names
+    /// its internal calls.
+    private static func reason(_ error: any Error) -> String {
+        switch error {
+        case let error as IOError: SinkError.reason(error.errnoCode)
+        case SocketAddressError.unknown(let host, _): "cannot resolve the host \(host)"
+        case is UnixDomainSocketPathWrongType: "the path exists and is not a socket"
+        default: "\(error)"
         }
     }
 

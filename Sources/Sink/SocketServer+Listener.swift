@@ -1,4 +1,5 @@
 import Foundation
+import Values
 
 /// Why the socket server could not start. The message names the path or descriptor and the problem.
 public struct SinkError: Error, CustomStringConvertible, LocalizedError, Sendable {
@@ -8,7 +9,7 @@ public struct SinkError: Error, CustomStringConvertible, LocalizedError, Sendabl
     public var errorDescription: String? { message }
 
     /// `strerror` in lower case, as the rest of a message reads ("permission denied").
-    static func reason(_ code: Int32) -> String {
+    public static func reason(_ code: Int32) -> String {
         let text = String(cString: strerror(code))
         guard let first = text.first else { return "error \(code)" }
         return first.lowercased() + text.dropFirst()
@@ -39,12 +40,8 @@ extension SocketServer {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard !bytes.isEmpty else { throw SinkError("socket path is empty") }
-        guard !bytes.contains(0) else { throw SinkError("socket path \(path) contains a NUL byte") }
-        guard bytes.count < capacity else {
-            throw SinkError("socket path \(path) is too long (\(bytes.count) bytes; at most \(capacity - 1))")
-        }
+        // Also refuses a path ending in "/", which bind() would report as EADDRINUSE, as if someone listened there.
+        if let problem = UnixSocketPath.problem(path) { throw SinkError("cannot create socket at \(path): the path \(problem)") }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0

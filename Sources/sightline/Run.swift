@@ -3,6 +3,7 @@ import Daemon
 import Detector
 import Foundation
 import Logging
+import Values
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,8 +34,9 @@ struct Run: ParsableCommand {
         }
         var loaded = try failingCleanly { try DaemonConfig.load(path: config) }
         overrides(&loaded)
-        let activated = SystemdSocketActivation.passed().subscribers != nil
-        let preflight = Preflight(loaded, origin: config, defaultModel: ModelLocation.defaultModel, checkSocket: !activated)
+        let passed = SystemdSocketActivation.passed()
+        let preflight = Preflight(loaded, origin: config, defaultModel: ModelLocation.defaultModel,
+                                  checkSocket: passed.subscribers == nil, checkHTTPSocket: passed.http == nil)
         guard let model = preflight.model, preflight.problems.isEmpty else {
             reportError(ConfigError(preflight.problems))
             throw ExitCode(1)
@@ -53,7 +55,7 @@ struct Check: ParsableCommand {
         abstract: "Validate a configuration file without running it.",
         discussion: """
             Checks what `run` checks before it starts: the file, that the model and labels load, that every label in \
-            `thresholds` is the model's, and that the socket's group and directory exist.
+            `thresholds` is the model's, that the socket's group exists, and that the subscriber and HTTP sockets can be created.
             """)
 
     @Option(help: "Configuration file (YAML, see docs/CONFIG.md).")
@@ -88,9 +90,7 @@ private func raiseDescriptorLimit() {
 
 private func validateSocketPath(_ path: String?) throws {
     guard let path else { return }
-    guard !path.isEmpty, path.utf8.count <= 107 else {
-        throw ValidationError("--socket must be a path of 1 to 107 bytes")
-    }
+    if let problem = UnixSocketPath.problem(path) { throw ValidationError("--socket \(problem)") }
 }
 
 private extension DaemonConfig {

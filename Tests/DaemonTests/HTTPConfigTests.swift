@@ -23,7 +23,8 @@ final class HTTPConfigTests: XCTestCase {
         XCTAssertEqual(HTTPOptions.Listen("/tmp/h.sock"), .unix(path: "/tmp/h.sock"))
         XCTAssertEqual(HTTPOptions.Listen("[::1]:8970")?.description, "[::1]:8970")
         for bad in ["8970", "127.0.0.1", "127.0.0.1:65536", "127.0.0.1:-1", ":80", "unix:relative.sock", "unix:/" + String(repeating: "x", count: 120),
-                    "a b:80", "127.0.0.1:http"] {
+                    "a b:80", "127.0.0.1:http",
+                    "[:0", "[::1:80", "::1]:80", "[]:80", "[127.0.0.1]:80", "unix:", "unix:/", "unix:/tmp/", "unix:/tmp/.."] {
             XCTAssertNil(HTTPOptions.Listen(bad), bad)
         }
     }

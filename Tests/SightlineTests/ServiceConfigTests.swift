@@ -48,6 +48,52 @@ final class ServiceConfigTests: XCTestCase {
         }
     }
 
+    /// Socket paths and listen addresses no socket can be created at: `check` names the key and line, and `run`
+    /// refuses with the same words before it starts anything (not SwiftNIO's text, not "another process is listening").
+    func testCheckAndRunRefuseSocketsThatCannotBeCreated() throws {
+        let file = scratch.dir.appendingPathComponent("plain-file").path
+        try "not a socket".write(toFile: file, atomically: true, encoding: .utf8)
+        let sources = "sources: [{ name: a, input: \(walk) }]"
+        let socket = "socket: { path: \(scratch.socketPath) }"
+        let cases: [(yaml: String, expected: String)] = [
+            ("socket:\n  path: \(scratch.dir.path)/sub/\n\(sources)",
+             #"sightline.yaml:2: socket.path: ends with "/", which names a directory"#),
+            ("socket:\n  path: .\n\(sources)", #"sightline.yaml:2: socket.path: ends with ".", which names a directory"#),
+            ("socket:\n  path: \(scratch.dir.path)\n\(sources)",
+             "sightline.yaml:2: socket.path: cannot create \(scratch.dir.path): the path exists and is a directory, not a socket"),
+            ("socket:\n  path: \(file)\n\(sources)",
+             "sightline.yaml:2: socket.path: cannot create \(file): the path exists and is a regular file, not a socket"),
+            ("socket:\n  path: \(file)/s.sock\n\(sources)",
+             "sightline.yaml:2: socket.path: cannot create \(file)/s.sock: \(file) is not a directory (it is a regular file)"),
+            ("\(socket)\nhttp:\n  listen: \"unix:/\"\n\(sources)", #"sightline.yaml:3: http.listen: the Unix socket path ends with "/""#),
+            ("\(socket)\nhttp:\n  listen: \"unix:\"\n\(sources)", "sightline.yaml:3: http.listen: a Unix socket needs an absolute path"),
+            ("\(socket)\nhttp:\n  listen: \"[:0\"\n\(sources)", #"sightline.yaml:3: http.listen: unbalanced brackets in "[:0""#),
+            ("\(socket)\nhttp:\n  listen: unix:\(file)\n\(sources)",
+             "sightline.yaml:3: http.listen: cannot listen on unix:\(file): the path exists and is a regular file, not a socket"),
+            ("\(socket)\nhttp:\n  listen: unix:\(scratch.socketPath)\n\(sources)",
+             "sightline.yaml:3: http.listen: cannot listen on unix:\(scratch.socketPath): it is socket.path, the subscribers' socket"),
+            ("\(socket)\nhttp:\n  listen: unix:\(scratch.dir.path)/missing/h.sock\n\(sources)",
+             "sightline.yaml:3: http.listen: cannot listen on unix:\(scratch.dir.path)/missing/h.sock: the directory \(scratch.dir.path)/missing does not exist"),
+        ]
+        for (yaml, expected) in cases {
+            try scratch.writeConfig(yaml)
+            for command in ["check", "run"] {
+                let result = try runProcess(binary, [command, "--config", scratch.configPath], timeout: 120)
+                XCTAssertEqual(result.status, 1, "\(command): \(yaml)\n\(result.stderr)")
+                XCTAssertTrue(result.stderr.contains(scratch.dir.path + "/" + expected), "\(command): expected \(expected) in:\n\(result.stderr)")
+                XCTAssertFalse(result.stderr.contains("another process"), result.stderr)
+                XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.socketPath), "\(command) started nothing")
+            }
+        }
+        // The same words for `--socket`, which overrides the file's path.
+        try scratch.writeConfig("\(socket)\n\(sources)")
+        for command in ["check", "run"] {
+            let result = try runProcess(binary, [command, "--config", scratch.configPath, "--socket", scratch.dir.path + "/sub/"], timeout: 120)
+            XCTAssertEqual(result.status, 64, "\(command): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(#"--socket ends with "/", which names a directory"#), "\(command): \(result.stderr)")
+        }
+    }
+
     func testShippedExampleChecksClean() throws {
         let example = TestPaths.repoRoot.appendingPathComponent("configs/sightline.yaml").path
         let result = try runProcess(binary, ["check", "--config", example, "--socket", scratch.socketPath])
