@@ -61,22 +61,26 @@ public final class ImageListSource: FrameSource {
         let slash = input.lastIndex(of: "/")
         let directory = slash.map { String(input[...$0]) } ?? ""
         let name = slash.map { input[input.index(after: $0)...] } ?? Substring(input)
-        guard let placeholder = name.firstMatch(of: /%0?\d*d/) else { return nil }
+        // The first conversion that is not a literal `%%` (in `a%%d`, the `%d` is text, not a number).
+        guard let placeholder = name.matches(of: /%%|%0?\d*d/).first(where: { $0.output != "%%" }) else { return nil }
         func literal(_ text: Substring) -> String {
             NSRegularExpression.escapedPattern(for: text.replacingOccurrences(of: "%%", with: "%"))
         }
-        let regex = try? NSRegularExpression(pattern: "^" + literal(name[..<placeholder.range.lowerBound]) + "(\\d+)"
+        let regex = try? NSRegularExpression(pattern: "^" + literal(name[..<placeholder.range.lowerBound]) + "([0-9]+)"
                                                  + literal(name[placeholder.range.upperBound...]) + "$")
         guard let regex else { return nil }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
-        let numbered = names.compactMap { name -> (Int, String)? in
+        // Each file with its number's significant digits: numbers of any length, beyond Int's too, are ordered.
+        let numbered = names.compactMap { name -> (number: Substring, name: String)? in
             let range = NSRange(name.startIndex..., in: name)
-            guard let match = regex.firstMatch(in: name, range: range), let digits = Range(match.range(at: 1), in: name),
-                  let number = Int(name[digits]) else { return nil }
-            return (number, name)
+            guard let match = regex.firstMatch(in: name, range: range), let digits = Range(match.range(at: 1), in: name) else { return nil }
+            return (name[digits].drop { $0 == "0" }, name)
         }
         guard !numbered.isEmpty else { throw CaptureError(input: input, reason: "no file matches this image-sequence pattern") }
-        return numbered.sorted { $0 < $1 }.map { directory + $0.1 }
+        return numbered.sorted { a, b in
+            if a.number.count != b.number.count { return a.number.count < b.number.count }
+            return a.number != b.number ? a.number < b.number : a.name < b.name
+        }.map { directory + $0.name }
     }
 
     /// The next frame `accept` takes, of the current file, then of the next file; nil after the last. Throws

@@ -112,8 +112,10 @@ struct Detect: ParsableCommand {
         // Records name the input, but never its password; an input given again gets a name of its own.
         let redacted = inputs.map(Redaction.redactingPasswords)
         let names = Self.distinctNames(redacted)
-        for (given, name) in zip(redacted, names) where name != given {
-            reportError("\(given) is given more than once: the records of this run of it name it \(name)")
+        for (index, (given, name)) in zip(redacted, names).enumerated() where name != given {
+            let repeated = inputs[..<index].contains(inputs[index])
+            reportError(repeated ? "\(given) is given more than once: the records of this run of it name it \(name)"
+                                 : "\(given) differs from an earlier input only in its password: the records of this one name it \(name)")
         }
         // Enough copies for every frame a lane can have in flight: its ring, and one per worker.
         let annotated = try annotate.map { directory in

@@ -183,6 +183,19 @@ final class DetectCommandTests: XCTestCase {
         XCTAssertEqual(result.stdout, "")
     }
 
+    /// Stream URLs that differ only in their password are different inputs, named apart in records (which never
+    /// carry the password) without being called repeats; the same URL again is a repeat.
+    func testURLsThatDifferOnlyInTheirPasswordAreNotCalledRepeats() throws {
+        let port = freeLoopbackPort()  // nothing listens: each input fails at once, under its own name
+        let first = "http://cam:first-secret@127.0.0.1:\(port)/x.ts", second = "http://cam:second-secret@127.0.0.1:\(port)/x.ts"
+        let result = try runProcess(binary, ["detect", first, second, first])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertFalse(result.stderr.contains("secret"), result.stderr)
+        XCTAssertEqual(result.stderrLines.filter { $0.contains("differs from an earlier input only in its password") && $0.contains("#2") }.count, 1,
+                       result.stderr)
+        XCTAssertEqual(result.stderrLines.filter { $0.contains("is given more than once") && $0.contains("#3") }.count, 1, result.stderr)
+    }
+
     /// /dev/stdin is a pipe here, read like a file: every frame, none dropped as if it were a camera.
     func testStandardInputIsReadLikeAFile() throws {
         let result = try runProcess("/bin/sh", ["-c", "cat \"$1\" | \"$0\" detect /dev/stdin", binary, TestPaths.media("vtest.avi")])
