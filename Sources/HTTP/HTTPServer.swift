@@ -146,7 +146,9 @@ public final class HTTPServer: Sendable {
                 case (nil, .tcp(let host, let port)):
                     server = try await bootstrap.bind(host: host, port: port, childChannelInitializer: setUp)
                 case (nil, .unix(let path)):
-                    server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: setUp)
+                    // Not NIO's cleanup, which would unlink the socket of a daemon still listening there.
+                    try SocketServer.removeStaleSocket(at: path)
+                    server = try await bootstrap.bind(unixDomainSocketPath: path, childChannelInitializer: setUp)
                 }
                 bound.withLock { $0 = server.channel.localAddress.map(Self.describe) ?? "\(options.listen)" }
                 try await withThrowingDiscardingTaskGroup { group in
@@ -178,6 +180,7 @@ public final class HTTPServer: Sendable {
         case let error as IOError: SinkError.reason(error.errnoCode)
         case SocketAddressError.unknown(let host, _): "cannot resolve the host \(host)"
         case is UnixDomainSocketPathWrongType: "the path exists and is not a socket"
+        case let error as SinkError: error.message
         default: "\(error)"
         }
     }

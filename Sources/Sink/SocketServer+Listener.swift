@@ -71,37 +71,42 @@ extension SocketServer {
         throw SinkError("unknown group \(name)")
     }
 
+    /// Makes `path` free for a new socket: nothing there, or an old socket nobody accepts on any more (removed).
+    /// Throws, naming the path, when something else is there or another process still listens on it.
+    public static func removeStaleSocket(at path: String) throws {
+        var (address, length) = try unixAddress(path)
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw SinkError("cannot create socket at \(path): the path exists and is not a socket")
+        }
+        // A socket file: live if someone accepts connections on it, stale if refused.
+        let probe = try newSocket(path)
+        setNonBlocking(probe)
+        let status = withSockaddr(&address) { connect(probe, $0, length) }
+        let code = errno
+        Glibc.close(probe)
+        if status == 0 || code == EAGAIN || code == EINPROGRESS {
+            throw SinkError("cannot create socket at \(path): another process is listening there")
+        }
+        switch code {
+        case ECONNREFUSED:
+            if unlink(path) != 0, errno != ENOENT {
+                throw SinkError("cannot replace stale socket at \(path): \(SinkError.reason(errno))")
+            }
+        case ENOENT:
+            break  // removed meanwhile
+        default:
+            throw SinkError("cannot create socket at \(path): existing socket is unusable: \(SinkError.reason(code))")
+        }
+    }
+
     /// Binds and listens on `path`, replacing a stale socket file; returns the descriptor and the
     /// identity of the file it created.
     static func bindListener(path: String, options: Options) throws -> (fd: Int32, dev: UInt64, ino: UInt64) {
         var (address, length) = try unixAddress(path)
         let gid = try options.group.map(resolveGroup)
-
-        var info = stat()
-        if lstat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFSOCK else {
-                throw SinkError("cannot create socket at \(path): the path exists and is not a socket")
-            }
-            // A socket file: live if someone accepts connections on it, stale if refused.
-            let probe = try newSocket(path)
-            setNonBlocking(probe)
-            let status = withSockaddr(&address) { connect(probe, $0, length) }
-            let code = errno
-            Glibc.close(probe)
-            if status == 0 || code == EAGAIN || code == EINPROGRESS {
-                throw SinkError("cannot create socket at \(path): another process is listening there")
-            }
-            switch code {
-            case ECONNREFUSED:
-                if unlink(path) != 0, errno != ENOENT {
-                    throw SinkError("cannot replace stale socket at \(path): \(SinkError.reason(errno))")
-                }
-            case ENOENT:
-                break  // removed meanwhile
-            default:
-                throw SinkError("cannot create socket at \(path): existing socket is unusable: \(SinkError.reason(code))")
-            }
-        }
+        try removeStaleSocket(at: path)
 
         let fd = try newSocket(path)
         func fail(_ message: String, unlinking: Bool) -> SinkError {
@@ -123,6 +128,7 @@ extension SocketServer {
         if let gid, chown(path, uid_t.max, gid) != 0 {
             throw fail("cannot set group \(options.group ?? "") on socket \(path): \(SinkError.reason(errno))", unlinking: true)
         }
+        var info = stat()
         guard lstat(path, &info) == 0 else {
             throw fail("cannot create socket at \(path): \(SinkError.reason(errno))", unlinking: true)
         }

@@ -94,6 +94,21 @@ final class ServiceConfigTests: XCTestCase {
         }
     }
 
+    /// A second daemon given the HTTP socket of one still running refuses to start, as for the subscriber socket,
+    /// rather than unlink the running one's socket file and take its place.
+    func testRunRefusesAnHTTPSocketAnotherDaemonListensOn() throws {
+        let http = scratch.dir.appendingPathComponent("h.sock").path
+        try scratch.writeConfig("socket: { path: \(scratch.socketPath) }\nhttp: { listen: \"unix:\(http)\" }\nsources: [{ name: a, input: \(walk) }]")
+        let first = try scratch.startDaemon()
+        XCTAssertTrue(eventually(timeout: 120) { first.stderr.contains("HTTP listening") }, first.stderr)
+        let second = try runProcess(binary, ["run", "--config", scratch.configPath, "--socket", scratch.dir.path + "/second.sock"], timeout: 120)
+        XCTAssertEqual(second.status, 1, second.stderr)
+        XCTAssertTrue(second.stderr.contains("cannot listen on unix:\(http): cannot create socket at \(http): another process is listening there"),
+                      second.stderr)
+        XCTAssertEqual(FileManager.default.fileExists(atPath: http), true, "the first daemon's socket is still there")
+        stop(first)
+    }
+
     func testShippedExampleChecksClean() throws {
         let example = TestPaths.repoRoot.appendingPathComponent("configs/sightline.yaml").path
         let result = try runProcess(binary, ["check", "--config", example, "--socket", scratch.socketPath])
