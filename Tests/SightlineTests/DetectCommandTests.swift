@@ -174,8 +174,7 @@ final class DetectCommandTests: XCTestCase {
 
     /// A failure of a repeated input is reported under the run's own name, so the user can tell the runs apart.
     func testAFailingRepeatIsReportedUnderItsOwnName() throws {
-        let path = try TestPaths.temporaryDirectory().appendingPathComponent("garbage.mp4").path
-        FileManager.default.createFile(atPath: path, contents: Data((0..<20000).map { UInt8(truncatingIfNeeded: ($0 * 7919) >> 3) }))
+        let path = try garbageFile()
         let result = try runProcess(binary, ["detect", path, path])
         XCTAssertEqual(result.status, 1, result.stderr)
         XCTAssertTrue(result.stderrLines.contains { $0.contains("\(path): not a recognised media file") }, result.stderr)
@@ -205,9 +204,15 @@ final class DetectCommandTests: XCTestCase {
         XCTAssertTrue(records.allSatisfy { ($0["dropped"] as? Int ?? 0) == 0 }, "nothing dropped")
     }
 
-    func testNonMediaInput() throws {
+    /// 20 kB that no demuxer recognises, named like a video.
+    private func garbageFile() throws -> String {
         let path = try TestPaths.temporaryDirectory().appendingPathComponent("garbage.mp4").path
-        FileManager.default.createFile(atPath: path, contents: Data((0..<20000).map { UInt8(truncatingIfNeeded: ($0 * 7919) >> 3) }))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data((0..<20000).map { UInt8(truncatingIfNeeded: ($0 * 7919) >> 3) })))
+        return path
+    }
+
+    func testNonMediaInput() throws {
+        let path = try garbageFile()
         try assertFailsCleanly(["detect", path], mentioning: [path, "not a recognised media file"])
     }
 
@@ -285,7 +290,7 @@ final class DetectCommandTests: XCTestCase {
     func testTruncatedModel() throws {
         let whole = try Data(contentsOf: URL(fileURLWithPath: TestPaths.model))
         let path = try TestPaths.temporaryDirectory().appendingPathComponent("cut.pb").path
-        FileManager.default.createFile(atPath: path, contents: whole.prefix(100_000))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: whole.prefix(100_000)))
         try assertFailsCleanly(["detect", "--model", path, TestPaths.media("messi5.jpg")], mentioning: [path, "not a TensorFlow GraphDef"])
     }
 
