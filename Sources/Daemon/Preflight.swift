@@ -19,12 +19,62 @@ public struct Preflight {
     ///   - checkSocket: false when systemd passes the listening socket (the configured path is then unused).
     ///   - checkHTTPSocket: false when systemd passes the HTTP socket (`http.listen` is then unused).
     ///   - runtimeDirectoryMayBeAbsent: true for `check`: the unit's runtime directory only exists while the service runs.
+    ///   - running: the model a reload runs with, when the config names the same model, labels and precision: it is
+    ///     not loaded again.
     public init(_ config: DaemonConfig, origin: String, defaultModel: String, checkSocket: Bool = true,
-                checkHTTPSocket: Bool = true, runtimeDirectoryMayBeAbsent: Bool = false) {
+                checkHTTPSocket: Bool = true, runtimeDirectoryMayBeAbsent: Bool = false, running: Model? = nil) {
         func add(_ keyPath: String, _ message: String) {
             problems.append(ConfigError.Problem(origin: origin, line: config.lines[keyPath], keyPath: keyPath, message: message))
         }
+        /// `socketFileProblem`, except that for `check` a socket in the unit's runtime directory, which systemd makes
+        /// when the service starts, is only noted while that directory is absent.
+        func socketProblem(_ path: String, byHand hint: String) -> String? {
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            guard runtimeDirectoryMayBeAbsent && directory == DaemonConfig.Socket.runtimeDirectory && FileType(path: directory) == nil else {
+                return Self.socketFileProblem(path)
+            }
+            notes.append("\(directory) does not exist yet: systemd creates it when the service starts (to run this config by hand, \(hint))")
+            return nil
+        }
 
+        if let running {
+            model = running
+            problems += Self.unknownLabels(in: config, origin: origin, known: running.labelNames)
+        } else {
+            let loaded = Self.loadModel(config, origin: origin, defaultModel: defaultModel)
+            model = loaded.model
+            problems += loaded.problems
+        }
+
+        if checkHTTPSocket, case .unix(let path)? = config.http?.listen {
+            if checkSocket && URL(fileURLWithPath: path).standardizedFileURL == URL(fileURLWithPath: config.socket.path).standardizedFileURL {
+                add("http.listen", "cannot listen on unix:\(path): it is socket.path, the subscribers' socket: give HTTP its own")
+            } else if let problem = socketProblem(path, byHand: "give `http.listen` another directory") {
+                add("http.listen", "cannot listen on unix:\(path): \(problem)")
+            }
+        }
+        guard checkSocket else { return }
+        if let group = config.socket.group {
+            do {
+                _ = try SocketServer.resolveGroup(group)
+            } catch {
+                add("socket.group", "\(error)")
+            }
+        }
+        let keyPath = config.lines["socket.path"] != nil ? "socket.path" : "socket"
+        if let problem = socketProblem(config.socket.path, byHand: "give `sightline run --socket PATH`") {
+            add(keyPath, "cannot create \(config.socket.path): \(problem)")
+        }
+    }
+
+    /// Loads the labels and the model the config names, as `run` will.
+    private static func loadModel(_ config: DaemonConfig, origin: String, defaultModel: String)
+        -> (model: Model?, problems: [ConfigError.Problem]) {
+        var problems: [ConfigError.Problem] = []
+        func add(_ keyPath: String, _ message: String) {
+            problems.append(ConfigError.Problem(origin: origin, line: config.lines[keyPath], keyPath: keyPath, message: message))
+        }
+        var model: Model?
         var labelsLoad = true
         if let labels = config.labels {
             do {
@@ -45,32 +95,9 @@ public struct Preflight {
             }
         }
         if let model, labelsLoad {
-            problems += Self.unknownLabels(in: config, origin: origin, known: model.labelNames)
+            problems += unknownLabels(in: config, origin: origin, known: model.labelNames)
         }
-
-        if checkHTTPSocket, case .unix(let path)? = config.http?.listen {
-            if checkSocket && URL(fileURLWithPath: path).standardizedFileURL == URL(fileURLWithPath: config.socket.path).standardizedFileURL {
-                add("http.listen", "cannot listen on unix:\(path): it is socket.path, the subscribers' socket: give HTTP its own")
-            } else if let problem = Self.socketFileProblem(path) {
-                add("http.listen", "cannot listen on unix:\(path): \(problem)")
-            }
-        }
-        guard checkSocket else { return }
-        if let group = config.socket.group {
-            do {
-                _ = try SocketServer.resolveGroup(group)
-            } catch {
-                add("socket.group", "\(error)")
-            }
-        }
-        let keyPath = config.lines["socket.path"] != nil ? "socket.path" : "socket"
-        let directory = URL(fileURLWithPath: config.socket.path).deletingLastPathComponent().path
-        if runtimeDirectoryMayBeAbsent && directory == DaemonConfig.Socket.runtimeDirectory && FileType(path: directory) == nil {
-            notes.append("\(directory) does not exist yet: systemd creates it when the service starts "
-                             + "(to run this config by hand, give `sightline run --socket PATH`)")
-        } else if let problem = Self.socketFileProblem(config.socket.path) {
-            add(keyPath, "cannot create \(config.socket.path): \(problem)")
-        }
+        return (model, problems)
     }
 
     /// Why a socket cannot be created at `path` as the file system stands, or nil: its directory must exist, and

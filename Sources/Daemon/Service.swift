@@ -336,14 +336,18 @@ public final class Service: Sendable {
     private func reload() {
         try? notifier.reloading()
         server.checkSocketFile()  // a deleted socket file would leave the daemon unreachable
+        let config = supervision.state.withLock { $0.config }
         var fresh: DaemonConfig
         do {
             fresh = try DaemonConfig.load(path: configPath)
             overrides(&fresh)
             // `check`'s checks: what waits for a restart (a new model, label file or socket) must start then, so a
-            // reload never leaves a daemon that cannot restart; labels in `thresholds` must be the model's.
+            // reload never leaves a daemon that cannot restart; labels in `thresholds` must be the model's. The
+            // running model stands for the same model, labels and precision, rather than loading it all again.
+            let sameModel = fresh.model == config.model && fresh.labels == config.labels && fresh.precision == config.precision
             let preflight = Preflight(fresh, origin: configPath, defaultModel: defaultModel,
-                                      checkSocket: !passedSockets.subscribers, checkHTTPSocket: !passedSockets.http)
+                                      checkSocket: !passedSockets.subscribers, checkHTTPSocket: !passedSockets.http,
+                                      running: sameModel ? model : nil)
             if !preflight.problems.isEmpty { throw ConfigError(preflight.problems) }
         } catch {
             let errors = (error as? ConfigError)?.problems.map(\.description) ?? ["\(error)"]

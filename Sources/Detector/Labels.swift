@@ -53,10 +53,15 @@ public struct Labels: Sendable, Equatable {
             let item = text[start.upperBound..<(index + 1 < starts.count ? starts[index + 1].lowerBound : text.endIndex)]
             func refuse(_ reason: String) -> ModelError { .labels(path: path, reason: "line \(line): \(reason)") }
             func field(_ key: String) -> String? {
-                guard let range = item.range(of: key + ":") else { return nil }
+                // The key itself, not the end of a longer one (`name` in `display_name`).
+                guard let range = item.ranges(of: key + ":").first(where: { range in
+                    guard range.lowerBound > item.startIndex else { return true }
+                    let before = item[item.index(before: range.lowerBound)]
+                    return !(before.isLetter || before.isNumber || before == "_")
+                }) else { return nil }
                 let rest = item[range.upperBound...].drop(while: { $0 == " " || $0 == "\t" })
-                if rest.first == "\"" {
-                    return String(rest.dropFirst().prefix(while: { $0 != "\"" }))
+                if let quote = rest.first, quote == "\"" || quote == "'" {
+                    return String(rest.dropFirst().prefix(while: { $0 != quote }))
                 }
                 return String(rest.prefix(while: { !$0.isWhitespace && $0 != "}" }))
             }
@@ -64,7 +69,8 @@ public struct Labels: Sendable, Equatable {
             guard id >= 0 else { throw refuse("id \(id) is negative: class ids start at 1") }
             guard let name = field("display_name") ?? field("name") else { throw refuse("item \(id) has no name") }
             if id == 0 {
-                guard name == "background" else { throw refuse("id 0 is the background's, not \"\(name)\": class ids start at 1") }
+                // As label_map_util: the background may be so named by either field.
+                guard field("name") == "background" || field("display_name") == "background" else { throw refuse("id 0 is the background's, not \"\(name)\": class ids start at 1") }
                 continue
             }
             guard !name.trimmingCharacters(in: .whitespaces).isEmpty else { throw refuse("item \(id) has an empty name") }

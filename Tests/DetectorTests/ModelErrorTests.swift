@@ -215,6 +215,13 @@ final class ModelErrorTests: XCTestCase {
         for (text, expected) in cases { XCTAssertEqual(try labelsError(text, name: "map.pbtxt"), expected, text) }
         let background = try writeTemp(Data("item { id: 0 name: \"background\" }\nitem { id: 1 name: \"person\" }\n".utf8), name: "map.pbtxt")
         XCTAssertEqual(try Labels.load(path: background).names, [1: "person"], "the background is not a class")
+        // Either field may name the background, in either quotes; `name` is never read out of `display_name`.
+        for text in ["item { id: 0 name: \"background\" display_name: \"Background\" }\nitem { id: 1 name: 'person' }\n",
+                     "item { id: 0 display_name: 'background' }\nitem { display_name: \"person\" id: 1 }\n"] {
+            XCTAssertEqual(try Labels.load(path: try writeTemp(Data(text.utf8), name: "map.pbtxt")).names, [1: "person"], text)
+        }
+        XCTAssertEqual(try labelsError("item { id: 0 display_name: \"person\" }\n", name: "map.pbtxt"),
+                       #"cannot read labels map.pbtxt: line 1: id 0 is the background's, not "person": class ids start at 1"#)
     }
 
     /// Line N of a plain label file names class id N: a blank line before the last name would leave its id without
