@@ -37,13 +37,17 @@ public struct Preflight {
             return nil
         }
 
+        var labelsLoad = true
         if let running {
             model = running
-            problems += Self.unknownLabels(in: config, origin: origin, known: running.labelNames)
         } else {
-            let loaded = Self.loadModel(config, origin: origin, defaultModel: defaultModel)
+            let loaded = Self.loadModel(config, defaultModel: defaultModel)
             model = loaded.model
-            problems += loaded.problems
+            labelsLoad = loaded.labelsLoad
+            for (keyPath, message) in loaded.problems { add(keyPath, message) }
+        }
+        if let model, labelsLoad {
+            problems += Self.unknownLabels(in: config, origin: origin, known: model.labelNames)
         }
 
         if checkHTTPSocket, case .unix(let path)? = config.http?.listen {
@@ -67,37 +71,31 @@ public struct Preflight {
         }
     }
 
-    /// Loads the labels and the model the config names, as `run` will.
-    private static func loadModel(_ config: DaemonConfig, origin: String, defaultModel: String)
-        -> (model: Model?, problems: [ConfigError.Problem]) {
-        var problems: [ConfigError.Problem] = []
-        func add(_ keyPath: String, _ message: String) {
-            problems.append(ConfigError.Problem(origin: origin, line: config.lines[keyPath], keyPath: keyPath, message: message))
-        }
-        var model: Model?
+    /// Loads the labels and the model the config names, as `run` will; problems as key path and message.
+    private static func loadModel(_ config: DaemonConfig, defaultModel: String)
+        -> (model: Model?, labelsLoad: Bool, problems: [(keyPath: String, message: String)]) {
+        var problems: [(keyPath: String, message: String)] = []
         var labelsLoad = true
         if let labels = config.labels {
             do {
                 _ = try Labels.load(path: labels)
             } catch {
-                add("labels", "\(error)")
+                problems.append(("labels", "\(error)"))
                 labelsLoad = false
             }
         }
         let modelPath = config.model ?? defaultModel
         do {
-            model = try Model(path: modelPath, labelsPath: labelsLoad ? config.labels : nil, precision: config.precision)
+            let model = try Model(path: modelPath, labelsPath: labelsLoad ? config.labels : nil, precision: config.precision)
+            return (model, labelsLoad, problems)
         } catch {
             if config.model == nil, case .unreadable(_, "no such file") = error {
-                add("model", "the bundled model is not installed at \(modelPath): name one with `model:` (or $SIGHTLINE_MODEL)")
+                problems.append(("model", "the bundled model is not installed at \(modelPath): name one with `model:` (or $SIGHTLINE_MODEL)"))
             } else {
-                add("model", "\(error)")
+                problems.append(("model", "\(error)"))
             }
+            return (nil, labelsLoad, problems)
         }
-        if let model, labelsLoad {
-            problems += unknownLabels(in: config, origin: origin, known: model.labelNames)
-        }
-        return (model, problems)
     }
 
     /// Why a socket cannot be created at `path` as the file system stands, or nil: its directory must exist, and
