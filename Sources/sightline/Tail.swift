@@ -171,7 +171,7 @@ struct Tail: ParsableCommand {
     /// daemon's config, inputs and label file (a source named with an ESC sequence, say): printed as it is, it could
     /// move the cursor, rewrite the screen or split one record's line in two.
     static func escapingControls(_ text: String) -> String {
-        func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) }
+        func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.properties.generalCategory == .control }  // C0, DEL, C1
         guard text.unicodeScalars.contains(where: isControl) else { return text }
         var escaped = ""
         for scalar in text.unicodeScalars {
